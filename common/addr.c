@@ -1,0 +1,202 @@
+/*
+ * addr.c - envelope address normalization (see addr.h).
+ * Written as a strict recognizer: it accepts only what it understands.
+ */
+#include "addr.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "util.h"
+
+#define LOCAL_MAX 64
+#define DOMAIN_MAX 255
+
+static bool is_atext(unsigned char c)
+{
+    return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL || c >= 0x80;
+}
+
+/* Length of the valid UTF-8 sequence at p, 0 if invalid. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+static bool valid_utf8_and_controls(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+        size_t n = utf8_len(p);
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+/* Checks the local part [p, end): dot-atom or quoted string. */
+static bool valid_local(const char *p, const char *end)
+{
+    if (end - p < 1 || end - p > LOCAL_MAX)
+        return false;
+    if (*p == '"') {
+        if (end - p < 2 || end[-1] != '"')
+            return false;
+        for (const char *q = p + 1; q < end - 1; q++) {
+            if (*q == '\\') {
+                if (++q >= end - 1)
+                    return false;
+            } else if (*q == '"') {
+                return false;
+            }
+        }
+        return true;
+    }
+    bool dot_ok = false;
+    for (const char *q = p; q < end; q++) {
+        if (*q == '.') {
+            if (!dot_ok)
+                return false;
+            dot_ok = false;
+        } else if (is_atext((unsigned char)*q)) {
+            dot_ok = true;
+        } else {
+            return false;
+        }
+    }
+    return dot_ok;   /* no trailing dot */
+}
+
+static bool valid_domain(const char *p)
+{
+    size_t len = strlen(p);
+    if (len < 1 || len > DOMAIN_MAX)
+        return false;
+    if (*p == '[')
+        return p[len - 1] == ']' && strspn(p + 1, "0123456789abcdefABCDEF.:IPv6") == len - 2;
+    size_t label = 0;
+    for (const char *q = p; *q; q++) {
+        unsigned char c = (unsigned char)*q;
+        if (c == '.') {
+            if (label == 0 || q[-1] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum(c) || c >= 0x80 || (c == '-' && label > 0) || c == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0 && p[len - 1] != '-';
+}
+
+/* Finds the '@' that separates local part and domain (outside quotes). */
+static const char *find_at(const char *s)
+{
+    bool quoted = false;
+    const char *at = NULL;
+    for (const char *p = s; *p; p++) {
+        if (quoted && *p == '\\' && p[1])
+            p++;
+        else if (*p == '"')
+            quoted = !quoted;
+        else if (!quoted && *p == '@')
+            at = p;
+    }
+    return quoted ? NULL : at ? at : s + strlen(s);
+}
+
+int addr_normalize(const char *raw, bool allow_null, char *out, size_t outlen, char *err,
+                   size_t errlen)
+{
+    char buf[ADDR_MAX + 1];
+    size_t len = raw ? strlen(raw) : 0;
+
+    if (!raw || len > ADDR_MAX) {
+        set_error(err, errlen, "address too long");
+        return -1;
+    }
+    if (!valid_utf8_and_controls(raw)) {
+        set_error(err, errlen, "address holds control bytes or invalid UTF-8");
+        return -1;
+    }
+    const char *p = raw, *end = raw + len;
+    bool open = len > 0 && *p == '<', close = len > 0 && end[-1] == '>';
+    if (open != close || (open && len < 2)) {
+        set_error(err, errlen, "unbalanced angle brackets");
+        return -1;
+    }
+    if (open) {
+        p++;
+        end--;
+    }
+    if (end == p) {
+        if (!allow_null) {
+            set_error(err, errlen, "null address not allowed here");
+            return -1;
+        }
+        if (outlen)
+            out[0] = '\0';
+        return 0;
+    }
+    /* RFC 5321 source route "@a,@b:user@dom": accepted, ignored. */
+    if (*p == '@') {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (!colon) {
+            set_error(err, errlen, "bad source route");
+            return -1;
+        }
+        p = colon + 1;
+    }
+    memcpy(buf, p, (size_t)(end - p));
+    buf[end - p] = '\0';
+    if (strpbrk(buf, "<> \t")) {
+        const char *at = find_at(buf);
+        bool in_quotes = at && buf[0] == '"' && strchr(buf + 1, '"') && at > strrchr(buf, '"');
+        if (!in_quotes || strpbrk(at, "<> \t")) {
+            set_error(err, errlen, "stray brackets or spaces in address");
+            return -1;
+        }
+    }
+    const char *at = find_at(buf);
+    if (!at || !valid_local(buf, at)) {
+        set_error(err, errlen, "bad local part");
+        return -1;
+    }
+    if (*at == '@' && !valid_domain(at + 1)) {
+        set_error(err, errlen, "bad domain");
+        return -1;
+    }
+    if (strlen(buf) + 1 > outlen) {
+        set_error(err, errlen, "address too long");
+        return -1;
+    }
+    strcpy(out, buf);
+    if (*at == '@')
+        str_lower(out + (at - buf) + 1);
+    return 0;
+}
+
+const char *addr_domain(const char *addr)
+{
+    const char *at = find_at(addr);
+    return at && *at == '@' ? at + 1 : "";
+}

@@ -1,0 +1,531 @@
+/*
+ * conn.c - deadline-bounded client sockets with optional GnuTLS (conn.h).
+ *
+ * Every socket is non-blocking; each wait is a poll() bounded by the
+ * caller's deadline (and sliced by the tick interval, so a relay can call
+ * smfi_progress while a slow next hop thinks). GnuTLS runs on the same
+ * non-blocking socket, so handshakes obey the deadline too.
+ *
+ * Must not: speak SMTP/IMAP, log what passes through, or retry in plain
+ * text after a TLS failure.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Twice a maximal line, so one full line plus the next bytes always fit. */
+#define CONN_BUF_SIZE (2 * CONN_LINE_MAX + 64)
+
+struct conn {
+    int fd;
+    gnutls_session_t tls;       /* NULL while plain text */
+    char peer[300];             /* "host:port" or the unix path, for messages */
+    char buf[CONN_BUF_SIZE];
+    size_t start, end;          /* unread bytes are buf[start..end) */
+    conn_tick_fn tick;
+    void *tick_ctx;
+    int tick_ms;
+    int64_t last_tick;
+};
+
+/* ------------------------------------------------------------ GnuTLS init */
+
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static gnutls_certificate_credentials_t tls_cred;
+static int tls_init_rc;         /* < 0: gnutls could not be set up */
+static int tls_trust_count;     /* CAs loaded from the system store */
+
+static void tls_init_once(void)
+{
+    tls_init_rc = gnutls_global_init();
+    if (tls_init_rc < 0)
+        return;
+    tls_init_rc = gnutls_certificate_allocate_credentials(&tls_cred);
+    if (tls_init_rc < 0)
+        return;
+    tls_trust_count = gnutls_certificate_set_x509_system_trust(tls_cred);
+    if (tls_trust_count < 0)
+        tls_trust_count = 0;
+}
+
+/* ------------------------------------------------------------ waiting */
+
+/*
+ * Waits until fd is ready for events or the deadline passes, calling the
+ * tick function at its interval. Returns 0, CONN_TIMEOUT or CONN_ERROR.
+ */
+static int wait_fd(struct conn *c, short events, int64_t deadline_ms)
+{
+    for (;;) {
+        int64_t now = now_ms();
+        if (c->tick && now - c->last_tick >= c->tick_ms) {
+            c->tick(c->tick_ctx);
+            c->last_tick = now;
+        }
+        if (now >= deadline_ms)
+            return CONN_TIMEOUT;
+        int64_t slice = deadline_ms - now;
+        if (c->tick && slice > c->tick_ms)
+            slice = c->tick_ms;
+        struct pollfd pfd = { .fd = c->fd, .events = events };
+        int r = poll(&pfd, 1, (int)slice);
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return CONN_ERROR;
+    }
+}
+
+static short tls_events(gnutls_session_t s)
+{
+    return gnutls_record_get_direction(s) ? POLLOUT : POLLIN;
+}
+
+static void set_wait_error(int rc, const struct conn *c, const char *what, char *err,
+                           size_t errlen)
+{
+    if (rc == CONN_TIMEOUT)
+        set_error(err, errlen, "timeout %s %s", what, c->peer);
+    else
+        set_error(err, errlen, "poll on %s: %s", c->peer, strerror(errno));
+}
+
+/* ------------------------------------------------------------ connect */
+
+static int connect_fd(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadline_ms)
+{
+    if (connect(fd, sa, salen) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -1;
+    for (;;) {
+        int64_t left = deadline_ms - now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        int r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            continue;
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+            return -1;
+        if (soerr != 0) {
+            errno = soerr;
+            return -1;
+        }
+        return 0;
+    }
+}
+
+static struct conn *conn_new(int fd, const char *peer)
+{
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->fd = fd;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    return c;
+}
+
+static struct conn *open_unix(const char *path, int64_t deadline_ms, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sun.sun_path) {
+        set_error(err, errlen, "unix socket path too long: %s", path);
+        return NULL;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        set_error(err, errlen, "socket: %s", strerror(errno));
+        return NULL;
+    }
+    if (connect_fd(fd, (struct sockaddr *)&sun, sizeof sun, deadline_ms) < 0) {
+        set_error(err, errlen, "connect to unix:%s: %s", path,
+                  errno == EAGAIN ? "listen queue full" : strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    return conn_new(fd, path);
+}
+
+/* "[::1]" -> "::1" (config may bracket IPv6 literals). */
+static void strip_brackets(char *dst, size_t n, const char *host)
+{
+    size_t len = strlen(host);
+    if (len >= 2 && host[0] == '[' && host[len - 1] == ']')
+        snprintf(dst, n, "%.*s", (int)(len - 2), host + 1);
+    else
+        snprintf(dst, n, "%s", host);
+}
+
+static struct conn *open_tcp(const char *address, int port, int64_t deadline_ms, char *err,
+                             size_t errlen)
+{
+    char host[256], service[16], peer[300];
+    strip_brackets(host, sizeof host, address);
+    snprintf(service, sizeof service, "%d", port);
+    snprintf(peer, sizeof peer, "%s:%d", host, port);
+
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host, service, &hints, &res);
+    if (gai != 0) {
+        set_error(err, errlen, "resolve %s: %s", host, gai_strerror(gai));
+        return NULL;
+    }
+    int saved = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        if (connect_fd(fd, ai->ai_addr, ai->ai_addrlen, deadline_ms) == 0) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            freeaddrinfo(res);
+            return conn_new(fd, peer);
+        }
+        saved = errno;
+        close(fd);
+        if (saved == ETIMEDOUT)
+            break;
+    }
+    freeaddrinfo(res);
+    set_error(err, errlen, "connect to %s: %s", peer,
+              saved == ETIMEDOUT ? "timeout" : strerror(saved));
+    return NULL;
+}
+
+struct conn *conn_open(const char *address, int port, int64_t deadline_ms, char *err,
+                       size_t errlen)
+{
+    if (!address || !*address) {
+        set_error(err, errlen, "no address");
+        return NULL;
+    }
+    if (strncmp(address, "unix:", 5) == 0)
+        return open_unix(address + 5, deadline_ms, err, errlen);
+    return open_tcp(address, port, deadline_ms, err, errlen);
+}
+
+/* ------------------------------------------------------------ TLS */
+
+static bool parse_ip_literal(const char *name, unsigned char *raw, unsigned *rawlen)
+{
+    char host[256];
+    strip_brackets(host, sizeof host, name);
+    if (inet_pton(AF_INET, host, raw) == 1) {
+        *rawlen = 4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, raw) == 1) {
+        *rawlen = 16;
+        return true;
+    }
+    return false;
+}
+
+/* SNI and verification target: a DNS name, or the IP SAN for IP literals. */
+static void tls_set_peer_name(gnutls_session_t s, const struct conn_tls_opts *opts)
+{
+    const char *name = opts->server_name;
+    unsigned char raw[16];
+    unsigned rawlen = 0;
+    bool is_ip = name && *name && parse_ip_literal(name, raw, &rawlen);
+
+    if (name && *name && !is_ip && strncmp(name, "unix:", 5) != 0)
+        gnutls_server_name_set(s, GNUTLS_NAME_DNS, name, strlen(name));
+    if (opts->allow_invalid)
+        return;
+    if (is_ip) {
+        gnutls_typed_vdata_st vd = { .type = GNUTLS_DT_IP_ADDRESS, .data = raw, .size = rawlen };
+        gnutls_session_set_verify_cert2(s, &vd, 1, 0);
+    } else if (name && *name && strncmp(name, "unix:", 5) != 0) {
+        gnutls_session_set_verify_cert(s, name, 0);
+    } else {
+        gnutls_session_set_verify_cert(s, NULL, 0);   /* chain only */
+    }
+}
+
+static void tls_handshake_error(struct conn *c, int rc, char *err, size_t errlen)
+{
+    if (rc != GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+        set_error(err, errlen, "TLS handshake with %s: %s", c->peer, gnutls_strerror(rc));
+        return;
+    }
+    unsigned status = gnutls_session_get_verify_cert_status(c->tls);
+    gnutls_datum_t out = { NULL, 0 };
+    if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) == 0) {
+        set_error(err, errlen, "TLS certificate of %s rejected: %s%s", c->peer,
+                  (char *)out.data,
+                  tls_trust_count == 0 ? " (no system trust store loaded)" : "");
+        gnutls_free(out.data);
+    } else {
+        set_error(err, errlen, "TLS certificate of %s rejected", c->peer);
+    }
+}
+
+int conn_start_tls(struct conn *c, const struct conn_tls_opts *opts, int64_t deadline_ms,
+                   char *err, size_t errlen)
+{
+    pthread_once(&tls_once, tls_init_once);
+    if (tls_init_rc < 0) {
+        set_error(err, errlen, "GnuTLS init: %s", gnutls_strerror(tls_init_rc));
+        return CONN_ERROR;
+    }
+    if (c->tls) {
+        set_error(err, errlen, "TLS already active on %s", c->peer);
+        return CONN_ERROR;
+    }
+    if (c->end > c->start) {
+        /* bytes sent before the handshake would be trusted as if encrypted */
+        set_error(err, errlen, "%s sent data before the TLS handshake", c->peer);
+        return CONN_ERROR;
+    }
+    int rc = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+    if (rc < 0) {
+        c->tls = NULL;
+        set_error(err, errlen, "gnutls_init: %s", gnutls_strerror(rc));
+        return CONN_ERROR;
+    }
+    gnutls_set_default_priority(c->tls);
+    gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, tls_cred);
+    tls_set_peer_name(c->tls, opts);
+    gnutls_transport_set_int(c->tls, c->fd);
+
+    for (;;) {
+        rc = gnutls_handshake(c->tls);
+        if (rc == 0)
+            break;
+        if (gnutls_error_is_fatal(rc)) {
+            tls_handshake_error(c, rc, err, errlen);
+            return CONN_ERROR;
+        }
+        if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+            int w = wait_fd(c, tls_events(c->tls), deadline_ms);
+            if (w < 0) {
+                set_wait_error(w, c, "in TLS handshake with", err, errlen);
+                return w;
+            }
+        }
+    }
+    if (log_enabled(LOG_LVL_DEBUG)) {
+        char *desc = gnutls_session_get_desc(c->tls);
+        log_debug("TLS with %s: %s", c->peer, desc ? desc : "?");
+        gnutls_free(desc);
+    }
+    return 0;
+}
+
+bool conn_is_tls(const struct conn *c) { return c->tls != NULL; }
+
+void conn_set_tick(struct conn *c, conn_tick_fn fn, void *ctx, int interval_ms)
+{
+    c->tick = fn;
+    c->tick_ctx = ctx;
+    c->tick_ms = interval_ms > 0 ? interval_ms : 1000;
+    c->last_tick = now_ms();
+}
+
+/* ------------------------------------------------------------ I/O */
+
+/* One write attempt: bytes written (> 0), 0 = would block, -1 error. */
+static ssize_t try_send(struct conn *c, const char *p, size_t n, short *events, char *err,
+                        size_t errlen)
+{
+    if (c->tls) {
+        ssize_t r = gnutls_record_send(c->tls, p, n);
+        if (r >= 0)
+            return r;
+        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+            *events = tls_events(c->tls);
+            return 0;
+        }
+        set_error(err, errlen, "TLS write to %s: %s", c->peer, gnutls_strerror((int)r));
+        return -1;
+    }
+    ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (r >= 0)
+        return r;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        *events = POLLOUT;
+        return 0;
+    }
+    set_error(err, errlen, "write to %s: %s", c->peer, strerror(errno));
+    return -1;
+}
+
+int conn_write(struct conn *c, const void *buf, size_t len, int64_t deadline_ms, char *err,
+               size_t errlen)
+{
+    const char *p = buf;
+    size_t off = 0;
+    while (off < len) {
+        short events = POLLOUT;
+        ssize_t r = try_send(c, p + off, len - off, &events, err, errlen);
+        if (r < 0)
+            return CONN_ERROR;
+        if (r > 0) {
+            off += (size_t)r;
+            continue;
+        }
+        int w = wait_fd(c, events, deadline_ms);
+        if (w < 0) {
+            set_wait_error(w, c, "writing to", err, errlen);
+            return w;
+        }
+    }
+    return 0;
+}
+
+/* One read attempt into the free buffer space: > 0 bytes, 0 would block, -1 error/EOF. */
+static ssize_t try_recv(struct conn *c, short *events, char *err, size_t errlen)
+{
+    char *p = c->buf + c->end;
+    size_t n = sizeof c->buf - c->end;
+    ssize_t r;
+    if (c->tls) {
+        r = gnutls_record_recv(c->tls, p, n);
+        if (r > 0)
+            return r;
+        if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+            *events = tls_events(c->tls);
+            return 0;
+        }
+        if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION)
+            set_error(err, errlen, "connection closed by %s", c->peer);
+        else
+            set_error(err, errlen, "TLS read from %s: %s", c->peer, gnutls_strerror((int)r));
+        return -1;
+    }
+    r = recv(c->fd, p, n, 0);
+    if (r > 0)
+        return r;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        *events = POLLIN;
+        return 0;
+    }
+    if (r == 0)
+        set_error(err, errlen, "connection closed by %s", c->peer);
+    else
+        set_error(err, errlen, "read from %s: %s", c->peer, strerror(errno));
+    return -1;
+}
+
+static int fill(struct conn *c, int64_t deadline_ms, char *err, size_t errlen)
+{
+    if (c->start > 0) {
+        memmove(c->buf, c->buf + c->start, c->end - c->start);
+        c->end -= c->start;
+        c->start = 0;
+    }
+    for (;;) {
+        short events = POLLIN;
+        ssize_t r = try_recv(c, &events, err, errlen);
+        if (r < 0)
+            return CONN_ERROR;
+        if (r > 0) {
+            c->end += (size_t)r;
+            return 0;
+        }
+        if (c->tls && gnutls_record_check_pending(c->tls) > 0)
+            continue;
+        int w = wait_fd(c, events, deadline_ms);
+        if (w < 0) {
+            set_wait_error(w, c, "reading from", err, errlen);
+            return w;
+        }
+    }
+}
+
+static int take_line(struct conn *c, const char *nl, char *line, size_t linesize, char *err,
+                     size_t errlen)
+{
+    const char *p = c->buf + c->start;
+    size_t len = (size_t)(nl - p);
+    size_t consumed = len + 1;
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    if (len > CONN_LINE_MAX || len + 1 > linesize) {
+        set_error(err, errlen, "line from %s longer than %d bytes", c->peer, CONN_LINE_MAX);
+        return CONN_ERROR;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        line[i] = ((ch < 0x20 && ch != '\t') || ch == 0x7f) ? '?' : (char)ch;
+    }
+    line[len] = '\0';
+    c->start += consumed;
+    return (int)len;
+}
+
+int conn_read_line(struct conn *c, char *line, size_t linesize, int64_t deadline_ms, char *err,
+                   size_t errlen)
+{
+    for (;;) {
+        const char *nl = memchr(c->buf + c->start, '\n', c->end - c->start);
+        if (nl)
+            return take_line(c, nl, line, linesize, err, errlen);
+        if (c->end - c->start > CONN_LINE_MAX + 1) {
+            set_error(err, errlen, "line from %s longer than %d bytes", c->peer, CONN_LINE_MAX);
+            return CONN_ERROR;
+        }
+        int r = fill(c, deadline_ms, err, errlen);
+        if (r < 0)
+            return r;
+    }
+}
+
+bool conn_has_buffered(const struct conn *c)
+{
+    return c->end > c->start || (c->tls && gnutls_record_check_pending(c->tls) > 0);
+}
+
+bool conn_idle_ok(struct conn *c)
+{
+    if (conn_has_buffered(c))
+        return false;
+    struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+    int r = poll(&pfd, 1, 0);
+    return r == 0;
+}
+
+void conn_close(struct conn *c)
+{
+    if (!c)
+        return;
+    if (c->tls) {
+        gnutls_bye(c->tls, GNUTLS_SHUT_WR);   /* non-blocking: best effort */
+        gnutls_deinit(c->tls);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}

@@ -1,0 +1,193 @@
+/*
+ * lookup.c - remote lookups through the cache (see lookup.h).
+ *
+ * Cache keys: "<kind>:<address>" for rcpt/vrfy/expn, and for auth
+ * "a:<user>\0<hex sha256(salt, user, password)>" with a random salt per
+ * process, so neither memory nor Redis ever holds a password.
+ * Must not: log a password, or cache an error.
+ */
+#include "lookup.h"
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "cache.h"
+#include "log.h"
+#include "util.h"
+
+#define CATCH_ALL_DOMAINS 4096
+
+static unsigned char auth_salt[32];
+static pthread_once_t salt_once = PTHREAD_ONCE_INIT;
+
+static void salt_init(void)
+{
+    if (gnutls_rnd(GNUTLS_RND_KEY, auth_salt, sizeof auth_salt) != 0) {
+        log_error("cannot get random bytes for the auth cache salt");
+        abort();
+    }
+}
+
+struct remote_rt *remote_rt_create(const struct remote_cfg *r)
+{
+    struct remote_rt *rt = xcalloc(1, sizeof *rt);
+    rt->pool = pool_create(r);
+    rt->cache = cache_create((size_t)r->cache_entries, r->ttl_positive_ms, r->ttl_negative_ms,
+                             r->ttl_stale_ms);
+    rt->catch_all = cache_create(CATCH_ALL_DOMAINS, r->ttl_positive_ms, r->ttl_negative_ms, 0);
+    if (!rt->pool || !rt->cache || !rt->catch_all) {
+        remote_rt_destroy(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+void remote_rt_destroy(struct remote_rt *rt)
+{
+    if (!rt)
+        return;
+    if (rt->pool)
+        pool_destroy(rt->pool);
+    if (rt->cache)
+        cache_destroy(rt->cache);
+    if (rt->catch_all)
+        cache_destroy(rt->catch_all);
+    free(rt);
+}
+
+struct fetch_ctx {
+    struct remote_cfg *remote;
+    enum lookup_kind kind;
+    const char *arg;
+    const char *password;
+    struct lookup_info *info;
+};
+
+static int fetch_remote(void *vctx, const char *key, size_t keylen, char *err, size_t errlen)
+{
+    struct fetch_ctx *ctx = vctx;
+    ctx->info->cached = false;
+    return pool_lookup(ctx->remote->rt->pool, ctx->kind, ctx->arg, ctx->password, NULL,
+                       ctx->info->reply, sizeof ctx->info->reply, err, errlen);
+}
+
+/* Builds the cache key; returns its length. */
+static size_t make_key(enum lookup_kind kind, const char *arg, const char *password, char *key,
+                       size_t keylen)
+{
+    static const char kinds[] = "rvea";
+    int n = snprintf(key, keylen, "%c:%s", kinds[kind], arg);
+    if (n < 0 || (size_t)n >= keylen)
+        return 0;
+    if (kind != LOOKUP_AUTH)
+        return (size_t)n;
+    pthread_once(&salt_once, salt_init);
+    unsigned char digest[32];
+    gnutls_hash_hd_t h;
+    if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+        return 0;
+    gnutls_hash(h, auth_salt, sizeof auth_salt);
+    gnutls_hash(h, arg, strlen(arg) + 1);
+    gnutls_hash(h, password, strlen(password));
+    gnutls_hash_deinit(h, digest);
+    if ((size_t)n + 1 + 2 * sizeof digest >= keylen)
+        return 0;
+    key[n++] = '\0';
+    for (size_t i = 0; i < sizeof digest; i++)
+        n += snprintf(key + n, keylen - (size_t)n, "%02x", digest[i]);
+    return (size_t)n;
+}
+
+/*
+ * After a yes for user@domain, ask once per domain (per positive TTL)
+ * whether the host accepts a random local part too: then the domain is a
+ * catch-all and later recipients there need no probe.
+ */
+static void learn_catch_all(struct remote_cfg *r, const char *domain)
+{
+    char probe[ADDR_MAX], reply[256], err[ERRLEN];
+    unsigned char rnd[8];
+    size_t dlen = strlen(domain);
+    if (!*domain || cache_get(r->rt->catch_all, domain, dlen, now_ms()) >= 0)
+        return;
+    if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof rnd) != 0)
+        return;
+    snprintf(probe, sizeof probe, "nexthop-probe-%02x%02x%02x%02x%02x%02x%02x%02x@%s", rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], domain);
+    int res = pool_lookup(r->rt->pool, LOOKUP_RCPT, probe, NULL, NULL, reply, sizeof reply, err,
+                          sizeof err);
+    if (res == LOOKUP_ERROR)
+        return;
+    cache_put(r->rt->catch_all, domain, dlen, res == LOOKUP_YES, now_ms());
+    if (res == LOOKUP_YES)
+        log_info("remote=%s domain=%s accepts any local part: treated as catch-all", r->id, domain);
+}
+
+static const char *result_name(int res)
+{
+    return res == LOOKUP_YES ? "yes" : res == LOOKUP_NO ? "no" : "error";
+}
+
+enum lookup_result lookup_run(struct remote_cfg *r, enum lookup_kind kind, const char *arg,
+                              const char *password, const char *queue_id,
+                              struct lookup_info *info, char *err, size_t errlen)
+{
+    struct lookup_info local;
+    char key[ADDR_MAX + 80], addr[ADDR_MAX + 1];
+    int64_t start = now_ms();
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    info->cached = true;
+    if (!r->rt) {
+        set_error(err, errlen, "remote %s is not started", r->id);
+        return LOOKUP_ERROR;
+    }
+    snprintf(addr, sizeof addr, "%s", arg);
+    if (r->lowercase_localpart && kind != LOOKUP_AUTH)
+        str_lower(addr);
+    if (kind == LOOKUP_AUTH && !password)
+        password = "";
+
+    const char *domain = kind == LOOKUP_RCPT ? addr_domain(addr) : "";
+    int res;
+    enum cache_source src = CACHE_SRC_HIT;
+    if (kind == LOOKUP_RCPT && r->catch_all && *domain &&
+        cache_get(r->rt->catch_all, domain, strlen(domain), now_ms()) == 1) {
+        res = LOOKUP_YES;
+        info->catch_all = true;
+    } else if (kind == LOOKUP_EXPN) {
+        /* members are not cached; expn goes to the remote every time */
+        info->cached = false;
+        res = pool_lookup(r->rt->pool, kind, addr, NULL, NULL, info->reply, sizeof info->reply, err, errlen);
+        src = CACHE_SRC_REMOTE;
+    } else {
+        size_t klen = make_key(kind, addr, password, key, sizeof key);
+        struct fetch_ctx ctx = { r, kind, addr, password, info };
+        if (klen == 0) {
+            set_error(err, errlen, "lookup key too long");
+            return LOOKUP_ERROR;
+        }
+        res = cache_lookup(r->rt->cache, key, klen, fetch_remote, &ctx, &src, err, errlen);
+        explicit_bzero(key, sizeof key);
+        info->cached = src != CACHE_SRC_REMOTE;
+        if (res == LOOKUP_YES && src == CACHE_SRC_REMOTE && kind == LOOKUP_RCPT && r->catch_all)
+            learn_catch_all(r, domain);
+    }
+    info->ms = (long)(now_ms() - start);
+    static const char *const src_names[] = { "remote", "cache", "stale", "shared" };
+    char shown[ADDR_MAX + 1];
+    str_printable(shown, sizeof shown, arg);
+    log_info("lookup: queue=%s %s=<%s> remote=%s kind=%s result=%s source=%s ms=%ld%s%s%s",
+             queue_id ? queue_id : "-", kind == LOOKUP_AUTH ? "user" : "rcpt", shown, r->id,
+             lookup_kind_name(kind), result_name(res),
+             info->catch_all ? "catch-all" : src_names[src], info->ms,
+             res == LOOKUP_ERROR ? " error=\"" : *info->reply ? " reply=\"" : "",
+             res == LOOKUP_ERROR ? err : info->reply, res == LOOKUP_ERROR || *info->reply ? "\"" : "");
+    return (enum lookup_result)res;
+}

@@ -1,0 +1,459 @@
+/*
+ * pool.c - pooled client connections to one remote host (pool.h).
+ *
+ * One mutex guards the counters and the idle list; connecting, TLS and
+ * protocol work always happen outside it. A slot (`open`) is taken before
+ * connecting and given back only after the socket is closed, so the remote
+ * never sees more than `concurrency` connections from this pool. Callers
+ * that find every slot busy wait on a condition variable (monotonic clock)
+ * until their deadline.
+ *
+ * Must not: cache answers, log secrets, or hold the lock across I/O.
+ */
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "imap_client.h"
+#include "log.h"
+#include "smtp_client.h"
+#include "util.h"
+
+#define POOL_IDLE_MAX_MS 30000      /* idle connections older than this are closed */
+#define POOL_NOOP_AFTER_MS 5000     /* idle longer than this: NOOP before reuse */
+#define POOL_LOOKUP_BUDGET_MS 25000 /* a lookup ends well inside Postfix's 30 s */
+#define POOL_DOWN_MIN_MS 1000
+#define POOL_DOWN_MAX_MS 30000
+
+struct pconn {
+    struct pconn *next;             /* idle list */
+    struct smtp_session *smtp;      /* one of smtp/imap is set */
+    struct imap_session *imap;
+    int64_t last_used;
+    int requests, errors;
+    bool reused;                    /* handed out from the idle list */
+};
+
+struct pool {
+    const struct remote_cfg *r;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct pconn *idle;             /* most recently used first */
+    int concurrency, max_requests, max_errors;
+    int open, idle_count, max_open;
+    long connects, operations;
+    int64_t down_until, backoff_ms;
+};
+
+static const char *const kind_names[] = { "rcpt", "vrfy", "expn", "auth" };
+
+int lookup_kind_parse(const char *name)
+{
+    for (size_t i = 0; name && i < ARRAY_SIZE(kind_names); i++)
+        if (strcasecmp(name, kind_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *lookup_kind_name(enum lookup_kind kind)
+{
+    return (unsigned)kind < ARRAY_SIZE(kind_names) ? kind_names[kind] : "?";
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+struct pool *pool_create(const struct remote_cfg *remote)
+{
+    struct pool *p = xcalloc(1, sizeof *p);
+    pthread_condattr_t ca;
+    p->r = remote;
+    p->concurrency = remote->concurrency > 0 ? remote->concurrency : 10;
+    p->max_requests = remote->limits_requests > 0 ? remote->limits_requests : 50;
+    p->max_errors = remote->limits_errors > 0 ? remote->limits_errors : 3;
+    p->backoff_ms = POOL_DOWN_MIN_MS;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return p;
+}
+
+static void pconn_close(struct pconn *pc)
+{
+    if (pc->smtp)
+        smtp_close(pc->smtp);
+    if (pc->imap)
+        imap_close(pc->imap);
+    free(pc);
+}
+
+void pool_destroy(struct pool *p)
+{
+    if (!p)
+        return;
+    while (p->idle) {
+        struct pconn *pc = p->idle;
+        p->idle = pc->next;
+        pconn_close(pc);
+    }
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void pool_get_stats(struct pool *p, struct pool_stats *st)
+{
+    pthread_mutex_lock(&p->mu);
+    st->open = p->open;
+    st->idle = p->idle_count;
+    st->max_open = p->max_open;
+    st->connects = p->connects;
+    st->operations = p->operations;
+    st->down = now_ms() < p->down_until;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ------------------------------------------------------------ slots */
+
+static bool pconn_reusable(const struct pconn *pc)
+{
+    return pc->smtp ? smtp_reusable(pc->smtp) : imap_reusable(pc->imap);
+}
+
+/* Closes a connection and gives its slot back. Call without the lock. */
+static void close_and_release(struct pool *p, struct pconn *pc)
+{
+    pconn_close(pc);
+    pthread_mutex_lock(&p->mu);
+    p->open--;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Under the lock: unlinks idle connections past POOL_IDLE_MAX_MS into *stale. */
+static void take_expired(struct pool *p, int64_t now, struct pconn **stale)
+{
+    struct pconn **pp = &p->idle;
+    while (*pp) {
+        struct pconn *pc = *pp;
+        if (now - pc->last_used > POOL_IDLE_MAX_MS) {
+            *pp = pc->next;
+            p->idle_count--;
+            pc->next = *stale;
+            *stale = pc;
+        } else {
+            pp = &pc->next;
+        }
+    }
+}
+
+static struct pconn *pop_idle(struct pool *p)
+{
+    struct pconn *pc = p->idle;
+    p->idle = pc->next;
+    p->idle_count--;
+    pc->next = NULL;
+    pc->reused = true;
+    return pc;
+}
+
+static int wait_until(struct pool *p, int64_t deadline_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t left = deadline_ms - now_ms();
+    if (left <= 0)
+        return ETIMEDOUT;
+    ts.tv_sec += left / 1000;
+    ts.tv_nsec += (left % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+}
+
+enum grab { GRAB_FAIL = -1, GRAB_REUSE, GRAB_OPEN, GRAB_RETRY };
+
+/*
+ * Under the lock: an idle connection (unless fresh), or a free slot to
+ * open one (for fresh, an idle connection may be given up: *victim is to
+ * be closed and its slot is ours), or RETRY after *stale were taken out.
+ */
+static enum grab grab_locked(struct pool *p, bool fresh, int64_t deadline_ms,
+                             struct pconn **pc, struct pconn **victim, struct pconn **stale,
+                             char *err, size_t errlen)
+{
+    for (;;) {
+        int64_t now = now_ms();
+        if (now < p->down_until) {
+            set_error(err, errlen, "host marked down (connect failed; retry in %lld ms)",
+                      (long long)(p->down_until - now));
+            return GRAB_FAIL;
+        }
+        take_expired(p, now, stale);
+        if (!fresh && p->idle) {
+            *pc = pop_idle(p);
+            return GRAB_REUSE;
+        }
+        if (p->open < p->concurrency) {
+            p->open++;
+            if (p->open > p->max_open)
+                p->max_open = p->open;
+            return GRAB_OPEN;
+        }
+        if (p->idle) {
+            *victim = pop_idle(p);
+            return GRAB_OPEN;
+        }
+        if (*stale)
+            return GRAB_RETRY;
+        if (now >= deadline_ms) {
+            set_error(err, errlen, "pool busy: all %d connections in use", p->concurrency);
+            return GRAB_FAIL;
+        }
+        wait_until(p, deadline_ms);
+    }
+}
+
+static void mark_down_locked(struct pool *p)
+{
+    int64_t now = now_ms();
+    if (now < p->down_until)
+        return;   /* another caller already marked it */
+    p->down_until = now + p->backoff_ms;
+    log_debug("remote %s: marked down for %lld ms", p->r->id ? p->r->id : "?",
+              (long long)p->backoff_ms);
+    p->backoff_ms *= 2;
+    if (p->backoff_ms > POOL_DOWN_MAX_MS)
+        p->backoff_ms = POOL_DOWN_MAX_MS;
+}
+
+/* Opens a session in a slot already taken. On failure the slot is given back. */
+static struct pconn *pconn_open(struct pool *p, bool with_auth, int64_t deadline_ms, char *err,
+                                size_t errlen)
+{
+    struct pconn *pc = xcalloc(1, sizeof *pc);
+    bool refused = false;
+    if (p->r->protocol == PROTO_IMAP)
+        pc->imap = imap_open(p->r, deadline_ms, &refused, err, errlen);
+    else
+        pc->smtp = smtp_open(p->r, with_auth, deadline_ms, &refused, err, errlen);
+    pthread_mutex_lock(&p->mu);
+    if (!pc->smtp && !pc->imap) {
+        p->open--;
+        if (refused)
+            mark_down_locked(p);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        free(pc);
+        return NULL;
+    }
+    p->connects++;
+    p->down_until = 0;
+    p->backoff_ms = POOL_DOWN_MIN_MS;
+    pthread_mutex_unlock(&p->mu);
+    log_debug("remote %s: new connection", p->r->id ? p->r->id : "?");
+    return pc;
+}
+
+/* A reused connection must still be alive; after 5 s idle it must answer NOOP. */
+static bool pconn_healthy(struct pconn *pc, int64_t deadline_ms)
+{
+    char tmp[ERRLEN];
+    bool alive = pc->smtp ? smtp_idle_ok(pc->smtp) : imap_idle_ok(pc->imap);
+    if (!alive)
+        return false;
+    if (now_ms() - pc->last_used <= POOL_NOOP_AFTER_MS)
+        return true;
+    int rc = pc->smtp ? smtp_noop(pc->smtp, deadline_ms, tmp, sizeof tmp)
+                      : imap_noop(pc->imap, deadline_ms, tmp, sizeof tmp);
+    if (rc < 0)
+        log_debug("remote: idle connection failed its NOOP check: %s", tmp);
+    return rc == 0;
+}
+
+static void close_list(struct pool *p, struct pconn *list)
+{
+    while (list) {
+        struct pconn *next = list->next;
+        close_and_release(p, list);
+        list = next;
+    }
+}
+
+/*
+ * A connection for one operation: a healthy idle one, or a new one.
+ * fresh: always a new session, not logged in as the relay user (AUTH lookups).
+ */
+static struct pconn *get_conn(struct pool *p, bool fresh, int64_t deadline_ms, char *err,
+                              size_t errlen)
+{
+    for (;;) {
+        struct pconn *pc = NULL, *victim = NULL, *stale = NULL;
+        pthread_mutex_lock(&p->mu);
+        enum grab g = grab_locked(p, fresh, deadline_ms, &pc, &victim, &stale, err, errlen);
+        pthread_mutex_unlock(&p->mu);
+        close_list(p, stale);
+        if (g == GRAB_FAIL)
+            return NULL;
+        if (g == GRAB_RETRY)
+            continue;
+        if (g == GRAB_REUSE) {
+            if (pconn_healthy(pc, deadline_ms))
+                return pc;
+            close_and_release(p, pc);
+            continue;
+        }
+        if (victim)
+            pconn_close(victim);   /* its slot is now ours */
+        return pconn_open(p, !fresh, deadline_ms, err, errlen);
+    }
+}
+
+/* Back to the idle list, or closed when used up, failing or out of sync. */
+static void release(struct pool *p, struct pconn *pc, bool failed)
+{
+    pc->requests++;
+    if (failed)
+        pc->errors++;
+    bool keep = pconn_reusable(pc) && pc->requests < p->max_requests
+                && pc->errors < p->max_errors;
+    pthread_mutex_lock(&p->mu);
+    p->operations++;
+    if (keep) {
+        pc->last_used = now_ms();
+        pc->reused = false;
+        pc->next = p->idle;
+        p->idle = pc;
+        p->idle_count++;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!keep)
+        close_and_release(p, pc);
+}
+
+/* ------------------------------------------------------------ lookups */
+
+static int64_t lookup_deadline(const struct pool *p)
+{
+    int64_t budget = p->r->timeout_ms > 0 ? p->r->timeout_ms : POOL_LOOKUP_BUDGET_MS;
+    if (budget > POOL_LOOKUP_BUDGET_MS)
+        budget = POOL_LOOKUP_BUDGET_MS;
+    return now_ms() + budget;
+}
+
+static int check_lookup_args(const struct pool *p, enum lookup_kind kind, const char *arg,
+                             const char *password, char *err, size_t errlen)
+{
+    if ((unsigned)kind >= ARRAY_SIZE(kind_names)) {
+        set_error(err, errlen, "unknown lookup kind");
+        return -1;
+    }
+    if (p->r->protocol == PROTO_IMAP && kind != LOOKUP_AUTH) {
+        set_error(err, errlen, "%s lookups are not supported by imap", lookup_kind_name(kind));
+        return -1;
+    }
+    if (smtp_check_arg(kind == LOOKUP_AUTH ? "user name" : "address", arg, false, err,
+                       errlen) < 0)
+        return -1;
+    if (kind == LOOKUP_AUTH && smtp_check_arg("password", password, true, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+static enum lookup_result run_lookup(struct pconn *pc, enum lookup_kind kind, const char *arg,
+                                     const char *password, char **members_r, char *reply,
+                                     size_t replylen, int64_t deadline_ms, char *err,
+                                     size_t errlen)
+{
+    if (pc->imap)
+        return imap_lookup(pc->imap, kind, arg, password, reply, replylen, deadline_ms, err,
+                           errlen);
+    return smtp_lookup(pc->smtp, kind, arg, password, members_r, reply, replylen, deadline_ms,
+                       err, errlen);
+}
+
+enum lookup_result pool_lookup(struct pool *p, enum lookup_kind kind, const char *arg,
+                               const char *password, char **members_r, char *reply,
+                               size_t replylen, char *err, size_t errlen)
+{
+    char tmp[256];
+    if (members_r)
+        *members_r = NULL;
+    if (!reply || replylen == 0) {
+        reply = tmp;
+        replylen = sizeof tmp;
+    }
+    reply[0] = '\0';
+    if (check_lookup_args(p, kind, arg, password, err, errlen) < 0)
+        return LOOKUP_ERROR;
+    int64_t deadline = lookup_deadline(p);
+    int64_t budget = deadline - now_ms();
+    for (int attempt = 0;; attempt++) {
+        struct pconn *pc = get_conn(p, kind == LOOKUP_AUTH, deadline, err, errlen);
+        if (!pc)
+            return LOOKUP_ERROR;
+        bool reused = pc->reused;
+        enum lookup_result res = run_lookup(pc, kind, arg, password, members_r, reply,
+                                            replylen, deadline, err, errlen);
+        bool broke = res == LOOKUP_ERROR && !pconn_reusable(pc);
+        release(p, pc, res == LOOKUP_ERROR);
+        /* A reused connection the server dropped meanwhile: once more, fresh. */
+        if (broke && reused && attempt == 0 && deadline - now_ms() > budget / 2) {
+            log_debug("remote %s: reused connection failed (%s), retrying",
+                      p->r->id ? p->r->id : "?", err);
+            reply[0] = '\0';
+            continue;
+        }
+        return res;
+    }
+}
+
+/* ------------------------------------------------------------ relay */
+
+static void fail_all(const struct pool *p, struct relay_rcpt *rcpts, size_t n, const char *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        rcpts[i].code = 451;
+        snprintf(rcpts[i].reply, sizeof rcpts[i].reply, "451 4.4.2 next hop %s: %s",
+                 p->r->id ? p->r->id : p->r->address, why);
+    }
+}
+
+int pool_relay(struct pool *p, const char *sender, struct relay_rcpt *rcpts, size_t n,
+               struct spool *msg, void (*progress)(void *ctx), void *ctx, int64_t deadline_ms,
+               char *err, size_t errlen)
+{
+    if (p->r->protocol == PROTO_IMAP) {
+        set_error(err, errlen, "relay is not supported by imap");
+        fail_all(p, rcpts, n, err);
+        return -1;
+    }
+    for (int attempt = 0;; attempt++) {
+        struct pconn *pc = get_conn(p, false, deadline_ms, err, errlen);
+        if (!pc) {
+            fail_all(p, rcpts, n, err);
+            return -1;
+        }
+        bool reused = pc->reused;
+        int rc = smtp_relay(pc->smtp, sender, rcpts, n, msg, progress, ctx, deadline_ms, err,
+                            errlen);
+        release(p, pc, rc < 0);
+        /* Nothing was committed (no DATA sent): a dropped reused connection is retried. */
+        if (rc == SMTP_RELAY_RETRYABLE && reused && attempt == 0 && now_ms() < deadline_ms) {
+            log_debug("remote %s: reused connection failed before DATA (%s), retrying",
+                      p->r->id ? p->r->id : "?", err);
+            continue;
+        }
+        return rc < 0 ? -1 : 0;
+    }
+}

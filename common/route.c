@@ -1,0 +1,146 @@
+/*
+ * route.c - next-hop decisions and relaying at end of message (route.h).
+ */
+#include "route.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lookup.h"
+#include "pool.h"
+#include "util.h"
+
+int route_plan(struct nh_config *cfg, const struct rule_vars *vars, struct route_msg *m,
+               char *err, size_t errlen)
+{
+    int rc = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        struct route_rcpt *rc_ = &m->rcpts[i];
+        struct rule_vars v = *vars;
+        struct rule_result hop, act;
+        v.v[RV_RCPT] = rc_->addr;
+        v.v[RV_RCPT_DOMAIN] = addr_domain(rc_->addr);
+        if (rule_eval(cfg->next_hop, &v, &hop, err, errlen) < 0)
+            rc = -1;
+        rc_->hop = hop.is_false ? NULL : hop.remote;
+        rc_->action = ACTION_HEADER;
+        if (rc_->hop) {
+            if (rule_eval(cfg->action, &v, &act, err, errlen) < 0)
+                rc = -1;
+            rc_->action = act.action;
+        }
+    }
+    return rc;
+}
+
+bool route_needs_body(const struct route_msg *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->rcpts[i].hop && m->rcpts[i].action == ACTION_RELAY)
+            return true;
+    return false;
+}
+
+bool route_wants_quarantine(const struct route_msg *m, char *reason, size_t len)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->rcpts[i].hop && m->rcpts[i].action == ACTION_QUARANTINE) {
+            snprintf(reason, len, "routing.action = quarantine for <%s> (next hop %s)",
+                     m->rcpts[i].addr, m->rcpts[i].hop->id);
+            return true;
+        }
+    return false;
+}
+
+/* Relays the recipients of one next hop; fills their code and reply. */
+static void relay_group(struct nh_config *cfg, struct route_msg *m, struct remote_cfg *hop,
+                        void (*progress)(void *), void *ctx, int64_t deadline)
+{
+    struct relay_rcpt *rr = xcalloc(m->n, sizeof *rr);
+    size_t *idx = xcalloc(m->n, sizeof *idx), n = 0;
+    char err[ERRLEN] = "";
+    int64_t start = now_ms();
+
+    for (size_t i = 0; i < m->n; i++)
+        if (m->rcpts[i].hop == hop && m->rcpts[i].action == ACTION_RELAY) {
+            rr[n].addr = m->rcpts[i].addr;
+            idx[n++] = i;
+        }
+    int rc = -1;
+    if (!m->spool)
+        set_error(err, sizeof err, "message was not spooled");
+    else
+        rc = pool_relay(hop->rt->pool, m->sender, rr, n, m->spool, progress, ctx, deadline, err,
+                        sizeof err);
+    for (size_t j = 0; j < n; j++) {
+        struct route_rcpt *t = &m->rcpts[idx[j]];
+        t->code = rr[j].code ? rr[j].code : 451;
+        if (rc < 0 && !*rr[j].reply)
+            snprintf(t->reply, sizeof t->reply, "451 4.4.2 next hop %s: %s", hop->id, err);
+        else
+            snprintf(t->reply, sizeof t->reply, "%s", rr[j].reply);
+        log_info("relay: queue=%s rcpt=<%s> remote=%s result=%s ms=%ld reply=\"%s\"",
+                 m->queue_id ? m->queue_id : "-", t->addr, hop->id,
+                 t->code / 100 == 2 ? "delivered" : t->code / 100 == 5 ? "refused" : "deferred",
+                 (long)(now_ms() - start), t->reply);
+    }
+    free(rr);
+    free(idx);
+}
+
+static void decide(struct nh_config *cfg, struct route_msg *m, struct route_result *res)
+{
+    size_t relayed = 0, refused = 0, failed = 0;
+    const struct route_rcpt *first_bad = NULL;
+    for (size_t i = 0; i < m->n; i++) {
+        const struct route_rcpt *t = &m->rcpts[i];
+        if (!t->code)
+            continue;
+        relayed++;
+        if (t->code / 100 == 2) {
+            res->delivered++;
+        } else {
+            if (t->code / 100 == 5)
+                refused++;
+            failed++;
+            if (!first_bad)
+                first_bad = t;
+        }
+    }
+    if (relayed == 0) {
+        res->outcome = ROUTE_CONTINUE;
+        return;
+    }
+    if (failed == 0) {
+        res->outcome = res->delivered == m->n ? ROUTE_DISCARD : ROUTE_CONTINUE;
+        return;
+    }
+    snprintf(res->reply, sizeof res->reply, "%s", first_bad->reply);
+    if (refused == m->n) {
+        res->outcome = ROUTE_REJECT;
+        return;
+    }
+    snprintf(res->reason, sizeof res->reason, "relay to %s failed for <%s>: %s",
+             first_bad->hop->id, first_bad->addr, first_bad->reply);
+    switch (cfg->on_tempfail) {
+    case ON_TEMPFAIL_QUARANTINE: res->outcome = ROUTE_QUARANTINE; break;
+    case ON_TEMPFAIL_TEMPFAIL: res->outcome = ROUTE_TEMPFAIL; break;
+    case ON_TEMPFAIL_ACCEPT: res->outcome = ROUTE_CONTINUE; break;
+    }
+}
+
+void route_relay(struct nh_config *cfg, struct route_msg *m, void (*progress)(void *), void *ctx,
+                 struct route_result *res)
+{
+    int64_t deadline = now_ms() + cfg->routing_timeout_ms;
+    memset(res, 0, sizeof *res);
+    for (size_t i = 0; i < m->n; i++) {
+        struct remote_cfg *hop = m->rcpts[i].hop;
+        /* relay_group() sets a code for every recipient of its hop */
+        if (hop && m->rcpts[i].action == ACTION_RELAY && !m->rcpts[i].code)
+            relay_group(cfg, m, hop, progress, ctx, deadline);
+    }
+    decide(cfg, m, res);
+}

@@ -1,0 +1,74 @@
+/*
+ * route.h - end of message: pick the next hop and action of each
+ * recipient, relay where asked, and say what must happen to the MTA's copy.
+ *
+ * Nothing is lost: a recipient counts as delivered only after the next hop
+ * answered 2xx for it after the final dot; everything else stays in the
+ * MTA's copy (or the whole copy is held, or the client is told to retry).
+ * Knows nothing about libmilter; milter/ applies the outcome.
+ */
+#ifndef NEXTHOP_ROUTE_H
+#define NEXTHOP_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "addr.h"
+#include "config.h"
+#include "rules.h"
+
+struct spool;
+
+struct route_rcpt {
+    char *raw;                     /* as the MTA gave it, for smfi_delrcpt */
+    char addr[ADDR_MAX + 1];       /* normalized */
+    struct remote_cfg *hop;        /* NULL = left to the MTA (next-hop false) */
+    enum routing_action action;
+    int code;                      /* relay outcome: 0 not relayed, else SMTP code */
+    char reply[256];
+};
+
+struct route_msg {
+    struct route_rcpt *rcpts;
+    size_t n;
+    const char *sender;            /* normalized, "" for <> */
+    const char *queue_id;
+    struct spool *spool;           /* message as it will be relayed; NULL if not spooled */
+};
+
+enum route_outcome {
+    ROUTE_CONTINUE = 0,   /* MTA delivers what remains (after delrcpt of delivered ones) */
+    ROUTE_DISCARD,        /* every recipient delivered by us: drop the MTA copy */
+    ROUTE_QUARANTINE,     /* hold the MTA copy with reason */
+    ROUTE_TEMPFAIL,       /* 451 to the client */
+    ROUTE_REJECT,         /* every recipient refused for good: reply with the next hop's 5xx */
+};
+
+struct route_result {
+    enum route_outcome outcome;
+    char reason[512];        /* for quarantine and logs */
+    char reply[256];         /* for reject/tempfail: "550 5.1.1 text" */
+    size_t delivered;        /* recipients delivered by relay */
+};
+
+/*
+ * Evaluates queue.outbound.next-hop and routing.action for every recipient.
+ * vars holds the message-level variables; rcpt/rcpt-domain are set per
+ * recipient inside. Returns -1 if a rule's list lookup failed (the rule
+ * still gave a value; err says which).
+ */
+int route_plan(struct nh_config *cfg, const struct rule_vars *vars, struct route_msg *m,
+               char *err, size_t errlen);
+/* True when some recipient is to be relayed (the body must be spooled). */
+bool route_needs_body(const struct route_msg *m);
+/* True when some recipient's action is quarantine. */
+bool route_wants_quarantine(const struct route_msg *m, char *reason, size_t len);
+
+/*
+ * Relays the message to each next hop with action relay, one transaction
+ * per host, and decides the outcome by routing.on-tempfail.
+ */
+void route_relay(struct nh_config *cfg, struct route_msg *m, void (*progress)(void *), void *ctx,
+                 struct route_result *res);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * smtp_client.h - one SMTP or LMTP client session, as an explicit state
+ * machine (enum smtp_phase): connect, implicit TLS or STARTTLS, greeting,
+ * EHLO/LHLO, AUTH, then lookups (RCPT probe, VRFY, EXPN, AUTH) or a relayed
+ * transaction.
+ *
+ * A session is used by one thread at a time (pool.c hands it out). Every
+ * wait ends by the deadline the caller passes. Replies are bounded (line
+ * length from conn.h, at most SMTP_REPLY_LINES lines).
+ *
+ * Must not: pool or cache anything, log AUTH payloads, send an argument
+ * holding CR or LF, or continue in plain text when TLS was required.
+ */
+#ifndef NEXTHOP_SMTP_CLIENT_H
+#define NEXTHOP_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "pool.h"
+
+#define SMTP_REPLY_LINES 100
+/* RCPT probes per transaction before RSET + MAIL again. */
+#define SMTP_PROBES_PER_TX 90
+/* Longest address or user name we send. */
+#define SMTP_ARG_MAX 900
+
+enum smtp_phase {
+    SP_CONNECT = 0,     /* TCP/unix connect */
+    SP_TLS_WRAP,        /* implicit TLS handshake */
+    SP_GREETING,        /* waiting for 220 */
+    SP_HELLO,           /* EHLO / LHLO */
+    SP_STARTTLS,        /* STARTTLS command */
+    SP_TLS_UPGRADE,     /* handshake after STARTTLS, then SP_HELLO again */
+    SP_AUTH,            /* AUTH with the remote's own credentials */
+    SP_READY,           /* idle, no transaction open */
+    SP_MAIL,            /* MAIL FROM accepted: RCPT may follow */
+    SP_DATA,            /* inside DATA: only the end-of-data replies remain */
+    SP_USER_AUTHED,     /* ran an AUTH lookup: must be closed, never reused */
+    SP_BROKEN,          /* out of sync, timed out or closed: close, no QUIT */
+};
+
+struct smtp_session;
+
+/*
+ * Opens a session to r and runs it up to SP_READY. with_auth: log in with
+ * r->auth_username (when set); AUTH lookups pass false so the user under
+ * test is the first to authenticate. On failure returns NULL with err;
+ * *connect_failed tells whether the connect itself failed (host down).
+ */
+struct smtp_session *smtp_open(const struct remote_cfg *r, bool with_auth, int64_t deadline_ms,
+                               bool *connect_failed, char *err, size_t errlen);
+
+/* One lookup, as pool_lookup() describes. */
+enum lookup_result smtp_lookup(struct smtp_session *s, enum lookup_kind kind, const char *arg,
+                               const char *password, char **members_r, char *reply,
+                               size_t replylen, int64_t deadline_ms, char *err, size_t errlen);
+
+/* NOOP: 0 when the session answered 250, -1 (session broken) otherwise. */
+int smtp_noop(struct smtp_session *s, int64_t deadline_ms, char *err, size_t errlen);
+
+/*
+ * One transaction, as pool_relay() describes. Returns 0, -1, or
+ * SMTP_RELAY_RETRYABLE when it failed before DATA was sent (nothing was
+ * committed: the caller may run it again on another session).
+ */
+#define SMTP_RELAY_RETRYABLE (-2)
+int smtp_relay(struct smtp_session *s, const char *sender, struct relay_rcpt *rcpts, size_t n,
+               struct spool *msg, void (*progress)(void *ctx), void *ctx, int64_t deadline_ms,
+               char *err, size_t errlen);
+
+enum smtp_phase smtp_phase(const struct smtp_session *s);
+/* True when another operation may run on this session. */
+bool smtp_reusable(const struct smtp_session *s);
+/* For an idle session: false when the server closed it or spoke unasked. */
+bool smtp_idle_ok(struct smtp_session *s);
+/* Sends QUIT when the session is in sync (waiting briefly for 221), closes. */
+void smtp_close(struct smtp_session *s);
+
+/*
+ * Checks an argument before anything is written: non-NULL, at most
+ * SMTP_ARG_MAX bytes, no CR or LF, and (unless is_secret) no other
+ * control byte. Returns 0, or -1 with err naming what.
+ */
+int smtp_check_arg(const char *what, const char *arg, bool is_secret, char *err, size_t errlen);
+
+#endif

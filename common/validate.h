@@ -1,0 +1,37 @@
+/*
+ * validate.h - the RCPT TO decision: does this recipient exist?
+ *
+ * session.rcpt.lookup.domains picks a list of domains whose recipients are
+ * validated (unset = every domain); session.rcpt.lookup.addresses picks the
+ * list (usually remote/<id>) that holds the existing recipients.
+ * Exists -> accept; unknown -> 550 5.1.1; lookup error -> 451 4.4.3.
+ * Knows nothing about libmilter: the milter and `-t` both call it.
+ */
+#ifndef NEXTHOP_VALIDATE_H
+#define NEXTHOP_VALIDATE_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "rules.h"
+#include "util.h"
+
+enum rcpt_verdict { RCPT_ACCEPT = 0, RCPT_UNKNOWN, RCPT_TEMPFAIL };
+
+struct rcpt_check {
+    enum rcpt_verdict verdict;
+    const char *list;      /* list consulted for the address, NULL = not validated */
+    const char *why;       /* short reason for logs: "exists", "unknown", "domain not validated", ... */
+    bool cached;
+    long ms;
+    char err[ERRLEN];      /* on RCPT_TEMPFAIL */
+};
+
+/*
+ * vars must hold RV_RCPT (normalized) and RV_RCPT_DOMAIN. With dry_run the
+ * address list is only named, not asked (for -t).
+ */
+void validate_rcpt(struct nh_config *cfg, const struct rule_vars *vars, bool authenticated,
+                   const char *queue_id, bool dry_run, struct rcpt_check *out);
+
+#endif

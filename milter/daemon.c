@@ -1,0 +1,250 @@
+/*
+ * daemon.c - run the milter: load the config, open the socket (a busy port
+ * or an unwritable path is a clear error, not a silent exit), set its
+ * permissions for the MTA, detach, write the pid file, drop privileges,
+ * then hand over to libmilter. SIGUSR1 reloads: the new config is fully
+ * validated before it is swapped in; an invalid one is logged and ignored.
+ * libmilter owns SIGHUP, SIGTERM and SIGINT (graceful stop).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "milter.h"
+#include "util.h"
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nh_config *current;
+
+struct nh_config *config_current(void)
+{
+    pthread_mutex_lock(&current_lock);
+    struct nh_config *cfg = current ? config_ref(current) : NULL;
+    pthread_mutex_unlock(&current_lock);
+    return cfg;
+}
+
+void config_install(struct nh_config *cfg)
+{
+    pthread_mutex_lock(&current_lock);
+    struct nh_config *old = current;
+    current = cfg;
+    pthread_mutex_unlock(&current_lock);
+    if (old)
+        config_unref(old);
+}
+
+static struct nh_config *load_started(const char *file, char *err, size_t errlen)
+{
+    struct nh_config *cfg = config_load(file, err, errlen);
+    if (cfg && config_start(cfg, err, errlen) < 0) {
+        config_unref(cfg);
+        cfg = NULL;
+    }
+    return cfg;
+}
+
+static void reload(const char *file)
+{
+    static char err[16384];
+    int64_t start = now_ms();
+    struct nh_config *cfg = load_started(file, err, sizeof err);
+    if (!cfg) {
+        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+            log_error("reload failed, keeping the running config: %s", line);
+        return;
+    }
+    if (cfg->log_level >= 0)
+        log_set_level((enum log_level)cfg->log_level);
+    config_install(cfg);
+    log_info("reload: %s loaded in %ld ms", file, (long)(now_ms() - start));
+}
+
+static void *signal_thread(void *arg)
+{
+    const char *file = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) == 0 && sig == SIGUSR1)
+            reload(file);
+    }
+    return NULL;
+}
+
+/* "unix:/p", "local:/p" or "/p" -> "/p"; NULL for inet sockets. */
+static const char *unix_path(const char *conn)
+{
+    if (strncmp(conn, "unix:", 5) == 0)
+        return conn + 5;
+    if (strncmp(conn, "local:", 6) == 0)
+        return conn + 6;
+    return conn[0] == '/' ? conn : NULL;
+}
+
+static int open_socket(const char *conn, const struct nh_config *cfg)
+{
+    const char *path = unix_path(conn);
+    if (path) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir)
+            *slash = '\0';
+        if (access(dir, W_OK | X_OK) != 0) {
+            log_error("cannot create socket %s: directory %s: %s", path, dir, strerror(errno));
+            return -1;
+        }
+    }
+    if (smfi_setconn((char *)conn) == MI_FAILURE || smfi_opensocket(1) == MI_FAILURE) {
+        log_error("cannot listen on %s: %s (in use, or not permitted)", conn,
+                  errno ? strerror(errno) : "libmilter refused it");
+        return -1;
+    }
+    if (!path)
+        return 0;
+    if (chmod(path, (mode_t)cfg->socket_mode) != 0)
+        log_warning("chmod %s: %s", path, strerror(errno));
+    if (cfg->group) {
+        struct group *gr = getgrnam(cfg->group);
+        if (!gr || chown(path, (uid_t)-1, gr->gr_gid) != 0)
+            log_warning("cannot give socket %s to group %s: %s", path, cfg->group,
+                        gr ? strerror(errno) : "no such group");
+    }
+    return 0;
+}
+
+static int drop_privileges(const char *user, const char *group)
+{
+    if (!user) {
+        if (geteuid() == 0)
+            log_warning("running as root: set milter.user or -u");
+        return 0;
+    }
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        log_error("no such user: %s", user);
+        return -1;
+    }
+    gid_t gid = pw->pw_gid;
+    if (group) {
+        struct group *gr = getgrnam(group);
+        if (!gr) {
+            log_error("no such group: %s", group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (initgroups(user, gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
+        log_error("cannot become %s: %s", user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        log_error("privileges were not dropped");
+        return -1;
+    }
+    return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp) {
+        log_error("cannot write pid file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(fp, "%d\n", (int)getpid());
+    fclose(fp);
+    return 0;
+}
+
+static int detach(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    return 0;
+}
+
+int daemon_run(const struct options *opt)
+{
+    static char err[16384];
+    log_init("milter-nexthop", !opt->foreground, opt->verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    struct nh_config *cfg = load_started(opt->config_file, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+            log_error("%s", line);
+        return EX_CONFIG;
+    }
+    if (!opt->verbose && cfg->log_level >= 0)
+        log_set_level((enum log_level)cfg->log_level);
+    if (cfg->world_readable_secret)
+        log_warning("%s holds auth.secret and is readable by everyone: chmod o-r it or use "
+                    "auth.secret-file", cfg->path);
+    config_install(cfg);
+
+    const char *conn = opt->socket ? opt->socket : cfg->socket;
+    const char *pidfile = opt->pidfile ? opt->pidfile : cfg->pidfile;
+    if (callbacks_register() != 0 || open_socket(conn, cfg) != 0)
+        return EX_UNAVAILABLE;
+    if (!opt->foreground && detach() != 0)
+        return EX_OSERR;
+    if (pidfile && write_pidfile(pidfile) != 0)
+        return EX_CANTCREAT;
+    if (drop_privileges(opt->user ? opt->user : cfg->user, cfg->group) != 0)
+        return EX_NOPERM;
+
+    /*
+     * Block our signal and libmilter's before any thread starts: SIGUSR1 is
+     * waited for by our thread, SIGHUP/SIGTERM/SIGINT by libmilter's.
+     */
+    sigset_t set;
+    pthread_t tid;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigdelset(&set, SIGHUP);
+    sigdelset(&set, SIGTERM);
+    sigdelset(&set, SIGINT);
+    pthread_create(&tid, NULL, signal_thread, (void *)opt->config_file);
+    pthread_detach(tid);
+
+    log_info("started: socket %s, config %s", conn, opt->config_file);
+    int rc = smfi_main();
+    log_info("stopped");
+    if (pidfile)
+        unlink(pidfile);
+    config_install(NULL);
+    return rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# tests/daemon/cli.sh - the pinned command line: -n, -t, -q exit codes, -V,
+# and clear errors for a busy port or an unwritable socket directory.
+set -uo pipefail
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/rig.sh"
+. "$here/../lib/milter.sh"
+dir=$(mktemp -d /tmp/nexthop-cli.XXXXXX)
+trap 'milter_stop; rig_cleanup; rm -rf "$dir"' EXIT
+fails=0
+ok() { echo "PASS: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect_rc() { # WANT WHAT CMD...
+    local want=$1 what=$2; shift 2
+    "$@" >"$dir/out" 2>"$dir/err"; local rc=$?
+    if [[ $rc == "$want" ]]; then ok "$what (exit $rc)"; else bad "$what: exit $rc, wanted $want"; cat "$dir/out" "$dir/err"; fi
+}
+
+# -n accepts the shipped example and names FILE:LINE for errors
+expect_rc 0 "-n accepts conf/milter-nexthop.conf" "$NEXTHOP_BIN" -c "$NEXTHOP_SRC/conf/milter-nexthop.conf" -n
+printf 'milter = {\n  socket = "inet:1@127.0.0.1";\n  colour = "blue";\n};\n' > "$dir/bad.conf"
+expect_rc 1 "-n refuses an unknown key" "$NEXTHOP_BIN" -c "$dir/bad.conf" -n
+grep -q "^$dir/bad.conf:3: unknown key 'colour'" "$dir/err" && ok "-n error names file and line" || { bad "-n error text"; cat "$dir/err"; }
+expect_rc 1 "-n on a missing file" "$NEXTHOP_BIN" -c "$dir/none.conf" -n
+
+# secret in a world-readable file: warning from -n
+printf 'remote = { a = { address = "127.0.0.1"; auth = { username = "u"; secret = "hunter2"; }; }; };\n' > "$dir/secret.conf"
+chmod 0644 "$dir/secret.conf"
+expect_rc 0 "-n with a world-readable secret" "$NEXTHOP_BIN" -c "$dir/secret.conf" -n -v
+grep -q "readable by everyone" "$dir/err" && ok "world-readable secret warned" || bad "no warning for a world-readable secret"
+grep -q hunter2 "$dir/out" "$dir/err" && bad "-n printed the secret" || ok "-n never prints the secret"
+
+# -t: what the rules decide
+cat > "$dir/t.conf" <<'CONF'
+remote = { store = { address = "127.0.0.1"; port = 1; protocol = "lmtp"; lookup = true; tls = { enable = false; }; };
+           out = { address = "127.0.0.1"; port = 2; protocol = "smtp"; tls = { enable = false; }; }; };
+list = { local = [ "example.org" ]; vip = [ "boss@example.org" ]; };
+session = { rcpt = { lookup = { domains = "list/local"; addresses = "remote/store"; }; }; };
+queue = { outbound = { next-hop = ( { if = "rcpt-domain"; in-list = "list/local"; then = "store"; },
+                                    { if = "remote-ip"; eq = "192.0.2.0/24"; then = "out"; },
+                                    { else = false; } ); }; };
+routing = { action = ( { if = "rcpt"; in-list = "list/vip"; then = "quarantine"; }, { else = "relay"; } ); };
+CONF
+"$NEXTHOP_BIN" -c "$dir/t.conf" -t '<alice@Example.org>' > "$dir/out" 2>&1
+diff -u <(printf 'validation: remote/store\nnext-hop: store\naction: relay\n') "$dir/out" && ok "-t local recipient" || bad "-t local recipient"
+"$NEXTHOP_BIN" -c "$dir/t.conf" -t 'boss@example.org' > "$dir/out" 2>&1
+grep -qx 'action: quarantine' "$dir/out" && ok "-t vip is quarantined" || bad "-t vip: $(cat "$dir/out")"
+"$NEXTHOP_BIN" -c "$dir/t.conf" -t 'x@other.example' -x remote-ip=192.0.2.7 > "$dir/out" 2>&1
+diff -u <(printf 'validation: none\nnext-hop: out\naction: relay\n') "$dir/out" && ok "-t -x remote-ip CIDR" || bad "-t -x remote-ip"
+"$NEXTHOP_BIN" -c "$dir/t.conf" -t 'x@other.example' -x remote-ip=198.51.100.1 > "$dir/out" 2>&1
+grep -qx 'next-hop: false' "$dir/out" && ok "-t external recipient left to the MTA" || bad "-t external: $(cat "$dir/out")"
+expect_rc 64 "-t with an unknown -x variable" "$NEXTHOP_BIN" -c "$dir/t.conf" -t a@example.org -x colour=blue
+
+# -q exit codes that need no remote
+expect_rc 78 "-q on an unknown remote" "$NEXTHOP_BIN" -c "$dir/t.conf" -q nowhere rcpt a@example.org
+expect_rc 78 "-q on a remote without lookup = true" "$NEXTHOP_BIN" -c "$dir/t.conf" -q out rcpt a@example.org
+expect_rc 78 "-q with a broken config" "$NEXTHOP_BIN" -c "$dir/bad.conf" -q store rcpt a@example.org
+expect_rc 75 "-q against a closed port" "$NEXTHOP_BIN" -c "$dir/t.conf" -q store rcpt a@example.org
+
+# -V names the linked libraries
+"$NEXTHOP_BIN" -V > "$dir/out"
+grep -q '^milter-nexthop ' "$dir/out" && grep -q '^libmilter ' "$dir/out" && grep -q '^gnutls ' "$dir/out" \
+    && grep -q '^libconfig ' "$dir/out" && ok "-V" || bad "-V: $(cat "$dir/out")"
+
+# a busy port is an error, not a silent exit
+port=$(rig_free_port)
+python3 -c "import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('127.0.0.1',$port));s.listen();time.sleep(30)" &
+holder=$!
+rig_wait_port "$port" 5
+echo 'milter = { log = { level = "info"; }; };' > "$dir/min.conf"
+timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -f -p "inet:$port@127.0.0.1" > "$dir/out" 2>&1; rc=$?
+kill "$holder"; wait "$holder" 2>/dev/null
+[[ $rc != 0 && $rc != 124 ]] && grep -q "cannot listen on inet:$port@127.0.0.1" "$dir/out" \
+    && ok "busy port: exit $rc with a clear message" || { bad "busy port: exit $rc"; cat "$dir/out"; }
+
+# an unwritable socket directory is an error
+timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -f -p "unix:/nonexistent/dir/m.sock" > "$dir/out" 2>&1; rc=$?
+[[ $rc != 0 ]] && grep -q "cannot create socket /nonexistent/dir/m.sock" "$dir/out" \
+    && ok "missing socket directory: exit $rc with a clear message" || { bad "socket dir: exit $rc"; cat "$dir/out"; }
+
+# the pidfile is written, and the process stops on SIGTERM
+"$NEXTHOP_BIN" -c "$dir/min.conf" -f -p "unix:$dir/p.sock" -P "$dir/m.pid" > "$dir/run.log" 2>&1 &
+pid=$!
+for i in $(seq 50); do [[ -S $dir/p.sock ]] && break; sleep 0.1; done
+[[ -f $dir/m.pid && $(cat "$dir/m.pid") == "$pid" ]] && ok "pidfile holds the pid" || bad "pidfile"
+perm=$(stat -c %a "$dir/p.sock")
+[[ $perm == 660 ]] && ok "socket mode 0660" || bad "socket mode $perm"
+kill -TERM "$pid"; wait "$pid"; rc=$?
+[[ $rc == 0 && ! -e $dir/m.pid ]] && ok "SIGTERM: clean exit, pidfile removed" || bad "SIGTERM exit $rc"
+
+echo "$fails failure(s)"
+exit $(( fails > 0 ))

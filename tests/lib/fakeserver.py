@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""fakeserver.py - a scripted SMTP/LMTP server for faults a real server
+cannot be made to produce (tests/unit/test_pool.c drives it).
+
+Usage: fakeserver.py [--port N] [--log FILE] [--status FILE] [--data FILE]
+                     [--delay S] [--idle-close S] [--auth USER:PASS]
+                     [--mechs "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"] SCENARIO
+
+--port 0 (the default) picks a free port; the port is printed on stdout as
+"PORT <n>". Every command line received is appended to --log (one per line,
+AUTH payloads included: this is a test tool), every DATA payload (as sent on
+the wire, dot-stuffed) to --data, and --status holds "max=<most concurrent
+sessions> total=<sessions> active=<now>".
+
+Scenarios:
+  normal        EHLO/LHLO with PIPELINING; RCPT: local part "ok*" 250, else 550 5.1.1
+  nostarttls    same as normal (it never offers STARTTLS)
+  garbage       the greeting is not an SMTP reply
+  hang          accepts and never says anything
+  reset         greets, then resets the connection on the first command
+  bigline       sends 1 MB without a line end, then hangs
+  slow          every reply (greeting included) after --delay seconds
+  tempfail-rcpt RCPT answers 451 4.3.0
+  tempfail-data DATA answers 451 4.3.0
+  hang-data     never answers after the end of data
+  manylines     the EHLO reply has 150 lines
+With LHLO, the end of data gets one reply per accepted recipient: local
+part "oktemp*" 452 4.2.2, "okperm*" 552 5.2.2, others 250 2.0.0.
+VRFY/EXPN: "ok*" 250 (EXPN: two members), "amb*" 252, others 550 5.1.1.
+The stdlib only; stops on SIGTERM.
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import os
+import signal
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+
+ARGS = None
+LOCK = threading.Lock()
+STATE = {"active": 0, "max": 0, "total": 0}
+
+
+def write_status():
+    if not ARGS.status:
+        return
+    tmp = ARGS.status + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("max=%d total=%d active=%d\n" % (STATE["max"], STATE["total"], STATE["active"]))
+    os.replace(tmp, ARGS.status)
+
+
+def session_change(delta):
+    with LOCK:
+        STATE["active"] += delta
+        if delta > 0:
+            STATE["total"] += 1
+        STATE["max"] = max(STATE["max"], STATE["active"])
+        write_status()
+
+
+def log_line(line):
+    if not ARGS.log:
+        return
+    with LOCK:
+        with open(ARGS.log, "ab") as f:
+            f.write(line + b"\n")
+
+
+def log_data(rcpts, data):
+    if not ARGS.data:
+        return
+    with LOCK:
+        with open(ARGS.data, "ab") as f:
+            f.write(b"=== " + b" ".join(rcpts) + b"\n" + data + b"=== end\n")
+
+
+def local_part(addr):
+    a = addr.strip().lstrip(b"<").rstrip(b">")
+    return a.split(b"@")[0].lower()
+
+
+class Session(socketserver.BaseRequestHandler):
+    def setup(self):
+        self.sock = self.request
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.lmtp = False
+        self.mail = False
+        self.rcpts = []
+        self.counted = True
+        session_change(+1)
+
+    def finish(self):
+        if self.counted:
+            session_change(-1)
+
+    # -- I/O
+    def send(self, text):
+        if ARGS.scenario == "slow":
+            time.sleep(ARGS.delay)
+        self.sock.sendall(text.encode() if isinstance(text, str) else text)
+
+    def reply(self, *lines):
+        out = ""
+        for i, l in enumerate(lines):
+            sep = " " if i == len(lines) - 1 else "-"
+            out += l[:3] + sep + l[4:] + "\r\n"
+        self.send(out)
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            if ARGS.idle_close:
+                self.sock.settimeout(ARGS.idle_close)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                self.sock.sendall(b"421 4.4.2 fake: idle timeout\r\n")
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r")
+
+    def end_session(self):
+        """Counts the session as gone before the last reply reaches the client."""
+        if self.counted:
+            self.counted = False
+            session_change(-1)
+
+    # -- scenarios that never get to the dialogue
+    def handle(self):
+        sc = ARGS.scenario
+        if sc == "hang":
+            while self.readline() is not None:
+                pass
+            return
+        if sc == "garbage":
+            self.send("HELLO I am not an SMTP server\r\n")
+        elif sc == "bigline":
+            self.send(b"220 " + b"x" * (1024 * 1024))
+            while self.readline() is not None:
+                pass
+            return
+        else:
+            self.send("220 fake.test ESMTP fakeserver\r\n")
+        self.dialogue()
+
+    def ehlo_lines(self):
+        lines = ["250 fake.test", "250 PIPELINING", "250 SIZE 10240000",
+                 "250 ENHANCEDSTATUSCODES", "250 8BITMIME"]
+        if ARGS.auth:
+            lines.append("250 AUTH " + ARGS.mechs)
+        if ARGS.scenario == "manylines":
+            lines += ["250 X-FILLER-%d" % i for i in range(150)]
+        return lines
+
+    def dialogue(self):
+        while True:
+            line = self.readline()
+            if line is None:
+                return
+            log_line(line)
+            if ARGS.scenario == "reset":
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            verb = line.split(b" ", 1)[0].split(b":", 1)[0].upper()
+            handler = getattr(self, "cmd_" + verb.decode("latin-1").replace("-", "_"), None)
+            if handler is None:
+                self.reply("502 5.5.2 Error: command not recognized")
+                continue
+            if handler(line) == "quit":
+                return
+
+    # -- commands
+    def cmd_EHLO(self, line):
+        self.lmtp = False
+        self.reply(*self.ehlo_lines())
+
+    def cmd_LHLO(self, line):
+        self.lmtp = True
+        self.reply(*self.ehlo_lines())
+
+    def cmd_HELO(self, line):
+        self.reply("250 fake.test")
+
+    def cmd_NOOP(self, line):
+        self.reply("250 2.0.0 Ok")
+
+    def cmd_RSET(self, line):
+        self.mail = False
+        self.rcpts = []
+        self.reply("250 2.0.0 Ok")
+
+    def cmd_QUIT(self, line):
+        self.end_session()
+        self.reply("221 2.0.0 Bye")
+        return "quit"
+
+    def cmd_MAIL(self, line):
+        if self.mail:
+            self.reply("503 5.5.1 Error: nested MAIL command")
+            return
+        self.mail = True
+        self.rcpts = []
+        self.reply("250 2.1.0 Ok")
+
+    def cmd_RCPT(self, line):
+        if not self.mail:
+            self.reply("503 5.5.1 Error: need MAIL command")
+            return
+        if ARGS.scenario == "tempfail-rcpt":
+            self.reply("451 4.3.0 fake: try again later")
+            return
+        addr = line.split(b":", 1)[1] if b":" in line else b""
+        if local_part(addr).startswith(b"ok"):
+            self.rcpts.append(addr.strip().lstrip(b"<").rstrip(b">"))
+            self.reply("250 2.1.5 Ok")
+        else:
+            self.reply("550 5.1.1 %s: Recipient address rejected: User unknown"
+                       % addr.strip().decode("latin-1"))
+
+    def cmd_VRFY(self, line):
+        arg = line[5:]
+        lp = local_part(arg)
+        if lp.startswith(b"ok"):
+            self.reply("250 2.0.0 %s" % arg.decode("latin-1"))
+        elif lp.startswith(b"amb"):
+            self.reply("252 2.0.0 cannot verify")
+        else:
+            self.reply("550 5.1.1 %s: User unknown" % arg.decode("latin-1"))
+
+    def cmd_EXPN(self, line):
+        arg = line[5:]
+        lp = local_part(arg)
+        if lp.startswith(b"ok"):
+            self.reply("250 2.0.0 <one@fake.test>", "250 2.0.0 <two@fake.test>")
+        else:
+            self.reply("550 5.1.1 %s: no such list" % arg.decode("latin-1"))
+
+    def cmd_DATA(self, line):
+        if not self.rcpts:
+            self.reply("554 5.5.1 Error: no valid recipients")
+            return
+        if ARGS.scenario == "tempfail-data":
+            self.reply("451 4.3.0 fake: data tempfail")
+            return
+        self.reply("354 End data with <CR><LF>.<CR><LF>")
+        data = b""
+        while True:
+            l = self.readline()
+            if l is None:
+                return "quit"
+            if l == b".":
+                break
+            data += l + b"\r\n"
+        log_data(self.rcpts, data)
+        if ARGS.scenario == "hang-data":
+            while self.readline() is not None:
+                pass
+            return "quit"
+        if self.lmtp:
+            for r in self.rcpts:
+                lp = local_part(r)
+                if lp.startswith(b"oktemp"):
+                    self.reply("452 4.2.2 <%s> Mailbox full" % r.decode("latin-1"))
+                elif lp.startswith(b"okperm"):
+                    self.reply("552 5.2.2 <%s> Over quota" % r.decode("latin-1"))
+                else:
+                    self.reply("250 2.0.0 <%s> Saved" % r.decode("latin-1"))
+        else:
+            self.reply("250 2.0.0 Ok: queued as FAKE1")
+        self.mail = False
+        self.rcpts = []
+
+    # -- AUTH (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256) against --auth USER:PASS
+    def cmd_AUTH(self, line):
+        parts = line.split(b" ")
+        mech = parts[1].upper().decode("latin-1") if len(parts) > 1 else ""
+        initial = parts[2] if len(parts) > 2 else None
+        if not ARGS.auth or mech not in ARGS.mechs.split():
+            self.reply("504 5.5.4 Unrecognized authentication type")
+            return
+        ok = getattr(self, "auth_" + mech.replace("-", "_"))(initial)
+        if ok is None:
+            return
+        self.reply("235 2.7.0 Authentication successful" if ok
+                   else "535 5.7.8 Error: authentication failed")
+
+    def challenge(self, data):
+        self.send(b"334 " + base64.b64encode(data) + b"\r\n")
+        l = self.readline()
+        log_line(l if l is not None else b"(eof)")
+        if l is None or l == b"*":
+            if l == b"*":
+                self.reply("501 5.7.0 Authentication aborted")
+            return None
+        return base64.b64decode(l)
+
+    def user_pass(self):
+        u, p = ARGS.auth.split(":", 1)
+        return u.encode(), p.encode()
+
+    def auth_PLAIN(self, initial):
+        data = base64.b64decode(initial) if initial else self.challenge(b"")
+        if data is None:
+            return None
+        f = data.split(b"\0")
+        return len(f) == 3 and (f[1], f[2]) == self.user_pass()
+
+    def auth_LOGIN(self, initial):
+        u = self.challenge(b"Username:")
+        if u is None:
+            return None
+        p = self.challenge(b"Password:")
+        if p is None:
+            return None
+        return (u, p) == self.user_pass()
+
+    def auth_CRAM_MD5(self, initial):
+        chal = b"<%d.%d@fake.test>" % (os.getpid(), int(time.time()))
+        resp = self.challenge(chal)
+        if resp is None:
+            return None
+        user, _, digest = resp.rpartition(b" ")
+        u, p = self.user_pass()
+        want = hmac.new(p, chal, hashlib.md5).hexdigest().encode()
+        return user == u and hmac.compare_digest(digest, want)
+
+    def auth_SCRAM_SHA_256(self, initial):
+        first = base64.b64decode(initial) if initial else self.challenge(b"")
+        if first is None or not first.startswith(b"n,,"):
+            return False
+        bare = first[3:]
+        attrs = dict(a.split(b"=", 1) for a in bare.split(b","))
+        u, p = self.user_pass()
+        salt, iters = b"fakesalt1234", 4096
+        snonce = attrs[b"r"] + base64.b64encode(os.urandom(12))
+        sfirst = b"r=" + snonce + b",s=" + base64.b64encode(salt) + b",i=%d" % iters
+        final = self.challenge(sfirst)
+        if final is None:
+            return None
+        without_proof, _, proof = final.rpartition(b",p=")
+        auth_msg = bare + b"," + sfirst + b"," + without_proof
+        salted = hashlib.pbkdf2_hmac("sha256", p, salt, iters)
+        ckey = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        stored = hashlib.sha256(ckey).digest()
+        csig = hmac.new(stored, auth_msg, hashlib.sha256).digest()
+        want = bytes(a ^ b for a, b in zip(ckey, csig))
+        name = attrs[b"n"].replace(b"=2C", b",").replace(b"=3D", b"=")
+        if name != u or base64.b64decode(proof) != want:
+            return False
+        skey = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+        ssig = hmac.new(skey, auth_msg, hashlib.sha256).digest()
+        empty = self.challenge(b"v=" + base64.b64encode(ssig))
+        return None if empty is None else True
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--log")
+    ap.add_argument("--status")
+    ap.add_argument("--data")
+    ap.add_argument("--delay", type=float, default=3.0)
+    ap.add_argument("--idle-close", type=float, default=0.0)
+    ap.add_argument("--auth")
+    ap.add_argument("--mechs", default="PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256")
+    ap.add_argument("scenario")
+    ARGS = ap.parse_args()
+    known = ("normal nostarttls garbage hang reset bigline slow tempfail-rcpt "
+             "tempfail-data hang-data manylines").split()
+    if ARGS.scenario not in known:
+        sys.exit("unknown scenario %s (known: %s)" % (ARGS.scenario, " ".join(known)))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    srv = Server(("127.0.0.1", ARGS.port), Session)
+    write_status()
+    print("PORT %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

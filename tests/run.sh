@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# tests/run.sh - the one test command: installs what is missing (apt),
+# builds, and runs every test with ctest (unit, milter protocol, daemon,
+# end-to-end against real Postfix and Dovecot).
+#   tests/run.sh                 everything
+#   tests/run.sh -L unit         only one label (any ctest arguments)
+# BUILD_DIR (default build) chooses the build directory.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+. tests/lib/rig.sh
+rig_install
+build=${BUILD_DIR:-build}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-}
+cmake --build "$build" -j2
+ctest --test-dir "$build" --output-on-failure -j2 "$@"

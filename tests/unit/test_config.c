@@ -1,0 +1,238 @@
+/*
+ * test_config.c - the config loader: every error class names FILE:LINE and
+ * the key; defaults apply; the example config loads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "lists.h"
+#include "log.h"
+#include "rules.h"
+
+static char path[256];
+
+static const char *write_conf(const char *text)
+{
+    snprintf(path, sizeof path, "/tmp/nexthop-test-%d.conf", (int)getpid());
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    chmod(path, 0600);
+    return path;
+}
+
+/* Loads text; expects failure with an error containing "PATH:LINE: " and want. */
+static void expect_error(const char *text, int line, const char *want)
+{
+    char err[8192], prefix[300];
+    struct nh_config *cfg = config_load(write_conf(text), err, sizeof err);
+    if (cfg)
+        fail_msg("config loaded, expected error '%s'", want);
+    snprintf(prefix, sizeof prefix, "%s:%d: ", path, line);
+    if (!strstr(err, prefix) || !strstr(err, want))
+        fail_msg("error was:\n%s\nwanted '%s' and '%s'", err, prefix, want);
+    unlink(path);
+}
+
+static struct nh_config *expect_ok(const char *text)
+{
+    char err[8192];
+    struct nh_config *cfg = config_load(write_conf(text), err, sizeof err);
+    if (!cfg)
+        fail_msg("config failed:\n%s", err);
+    unlink(path);
+    return cfg;
+}
+
+static void test_minimal_and_defaults(void **state)
+{
+    struct nh_config *cfg = expect_ok("milter = { socket = \"inet:8895@127.0.0.1\"; };\n");
+    assert_string_equal(cfg->socket, "inet:8895@127.0.0.1");
+    assert_int_equal(cfg->socket_mode, 0660);
+    assert_string_equal(cfg->routing_header, "X-Nexthop");
+    assert_int_equal(cfg->routing_timeout_ms, 120000);
+    assert_int_equal(cfg->on_tempfail, ON_TEMPFAIL_QUARANTINE);
+    assert_null(cfg->rcpt_lookup_addresses);
+    assert_int_equal(cfg->n_remotes, 0);
+    config_unref(cfg);
+}
+
+static void test_remote_defaults(void **state)
+{
+    struct nh_config *cfg = expect_ok("remote = { lmtp = { address = \"127.0.0.1\"; protocol = \"lmtp\"; }; };\n");
+    const struct remote_cfg *r = config_remote(cfg, "lmtp");
+    assert_non_null(r);
+    assert_int_equal(r->protocol, PROTO_LMTP);
+    assert_int_equal(r->port, 24);
+    assert_int_equal(r->concurrency, 10);
+    assert_int_equal(r->timeout_ms, 60000);
+    assert_false(r->lookup);
+    assert_int_equal(r->cache_entries, 1024);
+    assert_int_equal(r->ttl_positive_ms, 86400000);
+    assert_int_equal(r->ttl_negative_ms, 3600000);
+    assert_true(r->tls_enable);
+    assert_true(r->tls_implicit);
+    assert_false(r->tls_allow_invalid);
+    assert_int_equal(r->limits_errors, 3);
+    assert_int_equal(r->limits_requests, 50);
+    config_unref(cfg);
+}
+
+static void test_unknown_key(void **state)
+{
+    expect_error("milter = {\n  socket = \"inet:1@127.0.0.1\";\n  sockett = \"x\";\n};\n", 3,
+                 "unknown key 'sockett'");
+    expect_error("remote = { a = { address = \"x\";\n tls = { implict = true; }; }; };\n", 2,
+                 "unknown key 'implict'");
+}
+
+static void test_wrong_type(void **state)
+{
+    expect_error("remote = {\n a = {\n address = \"h\";\n concurrency = \"ten\"; }; };\n", 4,
+                 "concurrency: must be an integer");
+    expect_error("remote = { a = { address = \"h\";\n lookup = \"yes\"; }; };\n", 2,
+                 "lookup: must be true or false");
+}
+
+static void test_bad_duration(void **state)
+{
+    expect_error("remote = { a = { address = \"h\";\n\n timeout = \"5 minutes\"; }; };\n", 3,
+                 "bad duration '5 minutes'");
+    expect_error("routing = { timeout = \"1x\"; };\n", 1, "routing.timeout: bad duration");
+}
+
+static void test_unknown_protocol(void **state)
+{
+    expect_error("remote = { a = { address = \"h\";\n protocol = \"pop3\"; }; };\n", 2,
+                 "unknown protocol 'pop3'");
+}
+
+static void test_rule_names_undefined(void **state)
+{
+    expect_error("queue = { outbound = {\n next-hop = ( { if = \"rcpt-domain\"; eq = \"x\"; then = \"nowhere\"; },\n"
+                 " { else = false; } ); }; };\n", 2, "nowhere");
+    expect_error("session = { rcpt = { lookup = {\n addresses = \"list/missing\"; }; }; };\n", 2,
+                 "list/missing");
+}
+
+static void test_lookup_without_lookup_true(void **state)
+{
+    expect_error("remote = { lmtp = { address = \"127.0.0.1\"; protocol = \"lmtp\"; }; };\n"
+                 "session = { rcpt = { lookup = {\n addresses = \"remote/lmtp\"; }; }; };\n", 3,
+                 "lookup = false");
+    expect_error("remote = { imap = { address = \"127.0.0.1\"; protocol = \"imap\"; }; };\n"
+                 "auth-service = { socket = \"/tmp/x\";\n lookup = \"remote/imap\"; };\n", 3,
+                 "lookup = false");
+}
+
+static void test_secret_file_unreadable(void **state)
+{
+    expect_error("remote = { a = { address = \"h\"; auth = { username = \"u\";\n"
+                 " secret-file = \"/nonexistent/secret\"; }; }; };\n", 2,
+                 "cannot read /nonexistent/secret");
+}
+
+static void test_secret_file_read_and_world_readable(void **state)
+{
+    char sf[256], err[8192];
+    snprintf(sf, sizeof sf, "/tmp/nexthop-secret-%d", (int)getpid());
+    FILE *fp = fopen(sf, "w");
+    fputs("s3cret\n", fp);
+    fclose(fp);
+    char text[1024];
+    snprintf(text, sizeof text,
+             "remote = { a = { address = \"h\"; auth = { username = \"u\"; secret-file = \"%s\"; }; }; };\n", sf);
+    struct nh_config *cfg = expect_ok(text);
+    assert_string_equal(config_remote(cfg, "a")->auth_secret, "s3cret");
+    assert_false(cfg->world_readable_secret);
+    config_unref(cfg);
+    unlink(sf);
+
+    write_conf("remote = { a = { address = \"h\"; auth = { username = \"u\"; secret = \"x\"; }; }; };\n");
+    chmod(path, 0644);
+    cfg = config_load(path, err, sizeof err);
+    assert_non_null(cfg);
+    assert_true(cfg->world_readable_secret);
+    config_unref(cfg);
+    unlink(path);
+}
+
+static void test_syntax_error(void **state)
+{
+    expect_error("milter = {\n socket = ;\n};\n", 2, "syntax error");
+}
+
+static void test_all_errors_reported(void **state)
+{
+    char err[8192];
+    struct nh_config *cfg = config_load(write_conf("milter = { bogus = 1; };\nrouting = { other = 2; };\n"),
+                                        err, sizeof err);
+    assert_null(cfg);
+    assert_non_null(strstr(err, ":1: unknown key 'bogus'"));
+    assert_non_null(strstr(err, ":2: unknown key 'other'"));
+    unlink(path);
+}
+
+static void test_bad_values(void **state)
+{
+    expect_error("routing = {\n on-tempfail = \"retry\"; };\n", 2, "on-tempfail");
+    expect_error("routing = {\n action = \"bounce\"; };\n", 2, "bounce");
+    expect_error("milter = {\n socket-mode = \"0999\"; };\n", 2, "octal mode");
+    expect_error("remote = { a = { address = \"h\";\n port = 70000; }; };\n", 2, "not a TCP port");
+    expect_error("milter = { log = {\n level = \"loud\"; }; };\n", 2, "unknown level 'loud'");
+    expect_error("list = {\n l = \"http://x\"; };\n", 2, "file:///path");
+}
+
+static void test_example_config_loads(void **state)
+{
+    char err[8192], example[512];
+    snprintf(example, sizeof example, "%s/../../../conf/milter-nexthop.conf", TEST_DATA_DIR);
+    struct nh_config *cfg = config_load(example, err, sizeof err);
+    if (!cfg)
+        fail_msg("example config: %s", err);
+    assert_non_null(config_list(cfg, "list/local-domains"));
+    assert_non_null(config_list(cfg, "remote/lmtp"));
+    config_unref(cfg);
+}
+
+static void test_refcount(void **state)
+{
+    struct nh_config *cfg = expect_ok("milter = { socket = \"inet:1@127.0.0.1\"; };\n");
+    config_ref(cfg);
+    config_unref(cfg);
+    assert_string_equal(cfg->socket, "inet:1@127.0.0.1");
+    config_unref(cfg);
+}
+
+int main(void)
+{
+    log_init("test", false, LOG_LVL_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_minimal_and_defaults),
+        cmocka_unit_test(test_remote_defaults),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_bad_duration),
+        cmocka_unit_test(test_unknown_protocol),
+        cmocka_unit_test(test_rule_names_undefined),
+        cmocka_unit_test(test_lookup_without_lookup_true),
+        cmocka_unit_test(test_secret_file_unreadable),
+        cmocka_unit_test(test_secret_file_read_and_world_readable),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_example_config_loads),
+        cmocka_unit_test(test_refcount),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
