@@ -23,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "milter.h"
+#include "services.h"
 #include "util.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -217,11 +218,6 @@ int daemon_run(const struct options *opt)
         return EX_UNAVAILABLE;
     if (!opt->foreground && detach() != 0)
         return EX_OSERR;
-    if (pidfile && write_pidfile(pidfile) != 0)
-        return EX_CANTCREAT;
-    if (drop_privileges(opt->user ? opt->user : cfg->user, cfg->group) != 0)
-        return EX_NOPERM;
-
     /*
      * Block our signal and libmilter's before any thread starts: SIGUSR1 is
      * waited for by our thread, SIGHUP/SIGTERM/SIGINT by libmilter's.
@@ -234,9 +230,14 @@ int daemon_run(const struct options *opt)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    sigdelset(&set, SIGHUP);
-    sigdelset(&set, SIGTERM);
-    sigdelset(&set, SIGINT);
+
+    /* Services bind before privileges are dropped (they may want /run). */
+    if (services_start(cfg) != 0)
+        return EX_UNAVAILABLE;
+    if (pidfile && write_pidfile(pidfile) != 0)
+        return EX_CANTCREAT;
+    if (drop_privileges(opt->user ? opt->user : cfg->user, cfg->group) != 0)
+        return EX_NOPERM;
     pthread_create(&tid, NULL, signal_thread, (void *)opt->config_file);
     pthread_detach(tid);
 

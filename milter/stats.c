@@ -1,0 +1,14 @@
+/*
+ * stats.c - placeholder: the stats.listen service is not implemented yet; configuring
+ * it is refused at start so nobody relies on a service that is not there.
+ */
+#include "log.h"
+#include "services.h"
+
+int stats_start(const struct nh_config *cfg)
+{
+    if (!cfg->stats_listen)
+        return 0;
+    log_error("stats.listen is configured but this build does not implement it yet");
+    return -1;
+}
