@@ -9,9 +9,11 @@ script=$(readlink -f "$1")
 here=$(dirname "$script")
 . "$here/../lib/rig.sh"
 . "$here/../lib/milter.sh"
-trap 'milter_stop || true; rig_cleanup' EXIT
+# Scripts may restart Dovecot from their own shells: stop it by its directory.
+trap 'milter_stop || true; [[ -d $TEST_DIR/dovecot ]] && dovecot_stop "$TEST_DIR/dovecot"; rig_cleanup' EXIT
 
 export TEST_DIR=$(mktemp -d /tmp/nexthop-lua.XXXXXX)
+export RIG_SH=$here/../lib/rig.sh
 chmod 755 "$TEST_DIR"
 conf_in=${script%.lua}.conf
 if [[ -f $conf_in ]] && grep -q '@DOVECOT_' "$conf_in"; then

@@ -1,0 +1,847 @@
+/*
+ * test_pool.c - the pooled SMTP/LMTP client (common/pool.c, smtp_client.c,
+ * conn.c) against tests/lib/fakeserver.py: answers, faults that must end
+ * in LOOKUP_ERROR within the timeout, argument injection, STARTTLS
+ * enforcement, pool limits, host-down marking, relaying with per-recipient
+ * LMTP replies and dot-stuffing, and the AUTH mechanisms.
+ *
+ * The fake server runs as a child process per test; it logs every command
+ * it received and the most concurrent sessions it saw, which is what the
+ * tests assert on. Threads never call cmocka asserts; they record results
+ * for the main thread.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "pool.h"
+#include "spool.h"
+#include "util.h"
+
+/* ------------------------------------------------------------ fake server */
+
+struct fake {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char log[300], status[300], data[300];
+};
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static const char *fakeserver_path(void)
+{
+    static char path[1024];
+    const char *src = getenv("NEXTHOP_SRC");
+    if (src && *src)
+        snprintf(path, sizeof path, "%s/tests/lib/fakeserver.py", src);
+    else
+        snprintf(path, sizeof path, "%s/../../lib/fakeserver.py", TEST_DATA_DIR);
+    return path;
+}
+
+/* Starts fakeserver.py SCENARIO with extra options (NULL-terminated). */
+static void fake_start(struct fake *f, const char *scenario, ...)
+{
+    const char *argv[32];
+    int argc = 0, fds[2];
+    va_list ap;
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_pool.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->log, sizeof f->log, "%s/commands.log", f->dir);
+    snprintf(f->status, sizeof f->status, "%s/status", f->dir);
+    snprintf(f->data, sizeof f->data, "%s/data", f->dir);
+    argv[argc++] = "python3";
+    argv[argc++] = fakeserver_path();
+    argv[argc++] = "--log";
+    argv[argc++] = f->log;
+    argv[argc++] = "--status";
+    argv[argc++] = f->status;
+    argv[argc++] = "--data";
+    argv[argc++] = f->data;
+    va_start(ap, scenario);
+    for (const char *a; (a = va_arg(ap, const char *)) && argc < 28;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc++] = scenario;
+    argv[argc] = NULL;
+    assert_int_equal(pipe(fds), 0);
+    f->pid = fork();
+    assert_true(f->pid >= 0);
+    if (f->pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execvp("python3", (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[64] = "";
+    size_t len = 0;
+    struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+    while (!strchr(buf, '\n') && len + 1 < sizeof buf && poll(&pfd, 1, 10000) > 0) {
+        ssize_t r = read(fds[0], buf + len, sizeof buf - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        buf[len] = '\0';
+    }
+    close(fds[0]);
+    assert_int_equal(sscanf(buf, "PORT %d", &f->port), 1);
+}
+
+static void fake_stop(struct fake *f)
+{
+    if (f->pid > 0) {
+        kill(f->pid, SIGTERM);
+        waitpid(f->pid, NULL, 0);
+        f->pid = 0;
+    }
+    unlink(f->log);
+    unlink(f->status);
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", f->status);
+    unlink(tmp);
+    unlink(f->data);
+    rmdir(f->dir);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return xstrdup("");
+    char *buf = xmalloc(1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+/* Lines of the command log equal to line. */
+static int log_count(const struct fake *f, const char *line)
+{
+    char *log = slurp(f->log);
+    int n = 0;
+    for (char *p = strtok(log, "\n"); p; p = strtok(NULL, "\n"))
+        if (strcmp(p, line) == 0)
+            n++;
+    free(log);
+    return n;
+}
+
+static bool log_has(const struct fake *f, const char *needle)
+{
+    char *log = slurp(f->log);
+    bool has = strstr(log, needle) != NULL;
+    free(log);
+    return has;
+}
+
+static int fake_max_sessions(const struct fake *f)
+{
+    char *st = slurp(f->status);
+    int max = -1;
+    char *p = strstr(st, "max=");
+    if (p)
+        max = atoi(p + 4);
+    free(st);
+    return max;
+}
+
+/* ------------------------------------------------------------ remotes */
+
+static void remote_init(struct remote_cfg *r, int port, enum remote_proto proto)
+{
+    memset(r, 0, sizeof *r);
+    r->id = (char *)"fake";
+    r->address = (char *)"127.0.0.1";
+    r->port = port;
+    r->protocol = proto;
+    r->concurrency = 4;
+    r->timeout_ms = 2000;
+    r->lookup = true;
+    r->tls_enable = false;
+    r->tls_implicit = true;
+    r->limits_errors = 3;
+    r->limits_requests = 50;
+}
+
+static enum lookup_result lookup(struct pool *p, enum lookup_kind kind, const char *arg,
+                                 const char *pw, char *reply, char *err)
+{
+    reply[0] = err[0] = '\0';
+    return pool_lookup(p, kind, arg, pw, NULL, reply, 256, err, ERRLEN);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_kind_names(void **state)
+{
+    (void)state;
+    assert_int_equal(lookup_kind_parse("rcpt"), LOOKUP_RCPT);
+    assert_int_equal(lookup_kind_parse("VRFY"), LOOKUP_VRFY);
+    assert_int_equal(lookup_kind_parse("expn"), LOOKUP_EXPN);
+    assert_int_equal(lookup_kind_parse("auth"), LOOKUP_AUTH);
+    assert_int_equal(lookup_kind_parse("nope"), -1);
+    assert_string_equal(lookup_kind_name(LOOKUP_EXPN), "expn");
+}
+
+static void check_rcpt_answers(enum remote_proto proto, const char *hello)
+{
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", NULL);
+    remote_init(&r, f.port, proto);
+    struct pool *p = pool_create(&r);
+
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok1@example.org", NULL, reply, err), LOOKUP_YES);
+    assert_string_equal(reply, "250 2.1.5 Ok");
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "nobody@example.org", NULL, reply, err), LOOKUP_NO);
+    assert_non_null(strstr(reply, "550 5.1.1"));
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok2@example.org", NULL, reply, err), LOOKUP_YES);
+
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 1);      /* one connection, reused */
+    assert_int_equal(st.operations, 3);
+    assert_int_equal(st.idle, 1);
+    pool_destroy(p);
+    assert_int_equal(log_count(&f, hello), 1);
+    assert_int_equal(log_count(&f, "MAIL FROM:<>"), 1);   /* once per connection */
+    assert_int_equal(log_count(&f, "RCPT TO:<nobody@example.org>"), 1);
+    assert_int_equal(log_count(&f, "QUIT"), 1);
+    fake_stop(&f);
+}
+
+static void test_rcpt_smtp(void **state)
+{
+    (void)state;
+    char host[256] = "", hello[300];
+    gethostname(host, sizeof host - 1);
+    snprintf(hello, sizeof hello, "EHLO %s", host);
+    check_rcpt_answers(PROTO_SMTP, hello);
+}
+
+static void test_rcpt_lmtp(void **state)
+{
+    (void)state;
+    char host[256] = "", hello[300];
+    gethostname(host, sizeof host - 1);
+    snprintf(hello, sizeof hello, "LHLO %s", host);
+    check_rcpt_answers(PROTO_LMTP, hello);
+}
+
+static void test_vrfy_expn(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    char *members = NULL;
+    fake_start(&f, "normal", NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    struct pool *p = pool_create(&r);
+
+    assert_int_equal(lookup(p, LOOKUP_VRFY, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+    assert_int_equal(lookup(p, LOOKUP_VRFY, "nobody@example.org", NULL, reply, err), LOOKUP_NO);
+    assert_int_equal(lookup(p, LOOKUP_VRFY, "amb@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "252"));
+    assert_int_equal(pool_lookup(p, LOOKUP_EXPN, "oklist@example.org", NULL, &members, reply,
+                                 sizeof reply, err, sizeof err),
+                     LOOKUP_YES);
+    assert_non_null(members);
+    assert_string_equal(members, "<one@fake.test>\n<two@fake.test>\n");
+    free(members);
+    assert_int_equal(lookup(p, LOOKUP_EXPN, "nolist@example.org", NULL, reply, err), LOOKUP_NO);
+    pool_destroy(p);
+    assert_int_equal(log_count(&f, "VRFY ok@example.org"), 1);
+    assert_int_equal(log_count(&f, "EXPN oklist@example.org"), 1);
+    fake_stop(&f);
+}
+
+/* Every fault ends in LOOKUP_ERROR, within the 2 s timeout (+ slack). */
+static void check_fault(const char *scenario, const char *extra, const char *expect_err)
+{
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    if (extra)
+        fake_start(&f, scenario, "--delay", extra, NULL);
+    else
+        fake_start(&f, scenario, NULL);
+    remote_init(&r, f.port, PROTO_LMTP);
+    struct pool *p = pool_create(&r);
+    int64_t t0 = now_ms();
+    enum lookup_result res = lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err);
+    int64_t ms = now_ms() - t0;
+    print_message("%-14s -> %d in %lld ms: %s\n", scenario, res, (long long)ms, err);
+    assert_int_equal(res, LOOKUP_ERROR);
+    assert_true(ms < 3000);
+    assert_true(err[0] != '\0');
+    if (expect_err)
+        assert_non_null(strstr(err, expect_err));
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.open, st.idle);   /* nothing leaked in use */
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+static void test_faults(void **state)
+{
+    (void)state;
+    check_fault("garbage", NULL, "garbage");
+    check_fault("hang", NULL, "timeout");
+    check_fault("reset", NULL, NULL);
+    check_fault("bigline", NULL, "longer than 2048");
+    check_fault("slow", "2.5", "timeout");
+    check_fault("manylines", NULL, "100 lines");
+    check_fault("tempfail-rcpt", NULL, "451 4.3.0");
+}
+
+static void test_injection_rejected(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", "--auth", "alice:secret", NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    struct pool *p = pool_create(&r);
+    static const char *const evil[] = {
+        "ok@x>\r\nVRFY root", "ok@x\nVRFY root", "ok@x\rVRFY root", "ok@x\x01root",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(evil); i++) {
+        assert_int_equal(lookup(p, LOOKUP_RCPT, evil[i], NULL, reply, err), LOOKUP_ERROR);
+        assert_int_equal(lookup(p, LOOKUP_VRFY, evil[i], NULL, reply, err), LOOKUP_ERROR);
+    }
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "alice", "secret\r\nVRFY root", reply, err),
+                     LOOKUP_ERROR);
+    assert_non_null(strstr(err, "CR or LF"));
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "alice\nroot", "secret", reply, err), LOOKUP_ERROR);
+
+    struct relay_rcpt rc[2] = { { .addr = "ok1@x" }, { .addr = "ok2@x\r\nRSET" } };
+    struct spool *msg = spool_create(1024);
+    assert_int_equal(spool_write(msg, "x\n", 2, err, sizeof err), 0);
+    assert_int_equal(pool_relay(p, "s@x", rc, 2, msg, NULL, NULL, now_ms() + 2000, err,
+                                sizeof err), -1);
+    assert_int_equal(rc[0].code, 451);
+    assert_int_equal(rc[1].code, 451);
+    struct relay_rcpt rc1[1] = { { .addr = "ok1@x" } };
+    assert_int_equal(pool_relay(p, "s@x>\nRSET", rc1, 1, msg, NULL, NULL, now_ms() + 2000, err,
+                                sizeof err), -1);
+    assert_int_equal(rc1[0].code, 451);
+    spool_destroy(msg);
+
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 0);   /* rejected before anything was written */
+    pool_destroy(p);
+    assert_false(log_has(&f, "root"));
+    assert_false(log_has(&f, "RSET"));
+    fake_stop(&f);
+}
+
+static void test_starttls_required(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "nostarttls", NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    r.tls_enable = true;
+    r.tls_implicit = false;
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "STARTTLS"));
+    pool_destroy(p);
+    assert_true(log_has(&f, "EHLO"));
+    assert_false(log_has(&f, "MAIL"));
+    assert_false(log_has(&f, "RCPT"));
+    fake_stop(&f);
+}
+
+/* Implicit TLS against a plain-text server: the handshake fails, nothing is sent. */
+static void test_implicit_tls_to_plain_server(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    r.tls_enable = true;
+    r.tls_implicit = true;
+    struct pool *p = pool_create(&r);
+    int64_t t0 = now_ms();
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_true(now_ms() - t0 < 3000);
+    assert_non_null(strstr(err, "TLS"));
+    pool_destroy(p);
+    assert_false(log_has(&f, "RCPT"));
+    fake_stop(&f);
+}
+
+struct worker {
+    struct pool *pool;
+    int id;
+    int ok;            /* answers that matched */
+    int wrong;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    char reply[256], err[ERRLEN], addr[64];
+    for (int i = 0; i < 3; i++) {
+        bool exists = (w->id + i) % 2 == 0;
+        snprintf(addr, sizeof addr, "%s%d-%d@example.org", exists ? "ok" : "no", w->id, i);
+        enum lookup_result res = pool_lookup(w->pool, LOOKUP_RCPT, addr, NULL, NULL, reply,
+                                             sizeof reply, err, sizeof err);
+        if (res == (exists ? LOOKUP_YES : LOOKUP_NO))
+            w->ok++;
+        else
+            w->wrong++;
+    }
+    return NULL;
+}
+
+static void test_concurrency_limit(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    struct fake f;
+    struct remote_cfg r;
+    pthread_t th[N];
+    static struct worker w[N];
+    fake_start(&f, "normal", NULL);
+    remote_init(&r, f.port, PROTO_LMTP);
+    r.concurrency = 4;
+    r.timeout_ms = 10000;
+    struct pool *p = pool_create(&r);
+    for (int i = 0; i < N; i++) {
+        w[i] = (struct worker){ .pool = p, .id = i };
+        assert_int_equal(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
+    }
+    int ok = 0, wrong = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ok += w[i].ok;
+        wrong += w[i].wrong;
+    }
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    print_message("ok=%d wrong=%d connects=%ld max_open=%d server max=%d\n", ok, wrong,
+                  st.connects, st.max_open, fake_max_sessions(&f));
+    assert_int_equal(ok, N * 3);
+    assert_int_equal(wrong, 0);
+    assert_true(st.max_open <= 4);
+    assert_int_equal(st.operations, N * 3);
+    pool_destroy(p);
+    int max = fake_max_sessions(&f);
+    assert_true(max >= 1 && max <= 4);
+    fake_stop(&f);
+}
+
+static void test_limits_requests(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    r.limits_requests = 3;
+    struct pool *p = pool_create(&r);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err),
+                         LOOKUP_YES);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 3);
+    assert_int_equal(st.operations, 9);
+    assert_int_equal(st.open, 0);      /* the third connection was used up */
+    pool_destroy(p);
+    assert_int_equal(log_count(&f, "QUIT"), 3);
+    fake_stop(&f);
+}
+
+static void test_limits_errors(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "tempfail-rcpt", NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    r.limits_errors = 2;
+    struct pool *p = pool_create(&r);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err),
+                         LOOKUP_ERROR);
+    assert_non_null(strstr(reply, "451"));
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 2);
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof sa;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void test_host_down(void **state)
+{
+    (void)state;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    remote_init(&r, closed_port(), PROTO_LMTP);
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "connect"));
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_true(st.down);
+
+    int64_t t0 = now_ms();
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_true(now_ms() - t0 < 50);
+    assert_non_null(strstr(err, "host marked down"));
+
+    sleep_ms(1100);   /* first interval: 1 s; then it tries again and doubles */
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_null(strstr(err, "marked down"));
+    sleep_ms(1100);   /* now 2 s: still down */
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "host marked down"));
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 0);
+    pool_destroy(p);
+}
+
+/* The server dropped an idle connection: the next lookup just opens a new one. */
+static void test_idle_dropped_by_server(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", "--idle-close", "0.3", NULL);
+    remote_init(&r, f.port, PROTO_LMTP);
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+    sleep_ms(800);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 2);
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+static void test_noop_before_reuse(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", NULL);
+    remote_init(&r, f.port, PROTO_LMTP);
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+    assert_int_equal(log_count(&f, "NOOP"), 0);
+    sleep_ms(5300);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+    assert_int_equal(log_count(&f, "NOOP"), 1);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 1);
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+static struct spool *message(const char *text, size_t limit)
+{
+    char err[ERRLEN];
+    struct spool *s = spool_create(limit);
+    assert_int_equal(spool_write(s, text, strlen(text), err, sizeof err), 0);
+    return s;
+}
+
+static int progress_calls;
+static void progress(void *ctx)
+{
+    (void)ctx;
+    progress_calls++;
+}
+
+static void test_relay_lmtp(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char err[ERRLEN] = "";
+    fake_start(&f, "normal", NULL);
+    remote_init(&r, f.port, PROTO_LMTP);
+    struct pool *p = pool_create(&r);
+    /* a probe first leaves a transaction open: the relay must RSET it */
+    char reply[256];
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+
+    struct relay_rcpt rc[4] = {
+        { .addr = "ok1@example.org" }, { .addr = "nobody@example.org" },
+        { .addr = "oktemp@example.org" }, { .addr = "okperm@example.org" },
+    };
+    struct spool *msg = message("Subject: t\n\n.hidden\nline\r\n..two\n.\nlast", 8);
+    assert_int_equal(pool_relay(p, "sender@example.net", rc, 4, msg, progress, NULL,
+                                now_ms() + 5000, err, sizeof err), 0);
+    assert_int_equal(rc[0].code, 250);
+    assert_non_null(strstr(rc[0].reply, "Saved"));
+    assert_int_equal(rc[1].code, 550);
+    assert_int_equal(rc[2].code, 452);
+    assert_int_equal(rc[3].code, 552);
+    spool_destroy(msg);
+    pool_destroy(p);
+    assert_int_equal(log_count(&f, "RSET"), 1);
+    assert_int_equal(log_count(&f, "MAIL FROM:<sender@example.net> SIZE=40 BODY=8BITMIME"), 1);
+    char *data = slurp(f.data);
+    assert_string_equal(data, "=== ok1@example.org oktemp@example.org okperm@example.org\n"
+                              "Subject: t\r\n\r\n..hidden\r\nline\r\n...two\r\n..\r\nlast\r\n"
+                              "=== end\n");
+    free(data);
+    fake_stop(&f);
+}
+
+static void test_relay_smtp_one_reply(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char err[ERRLEN] = "";
+    fake_start(&f, "normal", NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    struct pool *p = pool_create(&r);
+    struct relay_rcpt rc[3] = {
+        { .addr = "ok1@example.org" }, { .addr = "no@example.org" }, { .addr = "ok2@example.org" },
+    };
+    /* bigger than memory: comes from the spill file */
+    char body[70000];
+    memset(body, 'a', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    for (size_t i = 100; i < sizeof body - 1; i += 100)
+        body[i] = '\n';
+    struct spool *msg = message(body, 1024);
+    assert_int_equal(pool_relay(p, "", rc, 3, msg, NULL, NULL, now_ms() + 5000, err,
+                                sizeof err), 0);
+    assert_int_equal(rc[0].code, 250);
+    assert_int_equal(rc[1].code, 550);
+    assert_int_equal(rc[2].code, 250);
+    assert_string_equal(rc[2].reply, "250 2.0.0 Ok: queued as FAKE1");
+    /* the connection is reusable for a second transaction */
+    assert_int_equal(pool_relay(p, "", rc, 1, msg, NULL, NULL, now_ms() + 5000, err,
+                                sizeof err), 0);
+    assert_int_equal(rc[0].code, 250);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 1);
+    spool_destroy(msg);
+    pool_destroy(p);
+    assert_true(log_has(&f, "MAIL FROM:<> SIZE="));
+    fake_stop(&f);
+}
+
+static void test_relay_tempfail_data(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char err[ERRLEN] = "";
+    fake_start(&f, "tempfail-data", NULL);
+    remote_init(&r, f.port, PROTO_LMTP);
+    struct pool *p = pool_create(&r);
+    struct relay_rcpt rc[2] = { { .addr = "ok1@example.org" }, { .addr = "x@example.org" } };
+    struct spool *msg = message("hello\n", 1024);
+    assert_int_equal(pool_relay(p, "s@example.net", rc, 2, msg, NULL, NULL, now_ms() + 5000,
+                                err, sizeof err), 0);
+    assert_int_equal(rc[0].code, 451);
+    assert_non_null(strstr(rc[0].reply, "data tempfail"));
+    assert_int_equal(rc[1].code, 550);
+    spool_destroy(msg);
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+static void test_relay_timeout_after_data(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char err[ERRLEN] = "";
+    fake_start(&f, "hang-data", NULL);
+    remote_init(&r, f.port, PROTO_LMTP);
+    r.timeout_ms = 4500;
+    struct pool *p = pool_create(&r);
+    struct relay_rcpt rc[2] = { { .addr = "ok1@example.org" }, { .addr = "x@example.org" } };
+    struct spool *msg = message("hello\n", 1024);
+    progress_calls = 0;
+    int64_t t0 = now_ms();
+    assert_int_equal(pool_relay(p, "s@example.net", rc, 2, msg, progress, NULL, now_ms() + 8000,
+                                err, sizeof err), -1);
+    int64_t ms = now_ms() - t0;
+    print_message("relay timeout after %lld ms, %d progress calls: %s\n", (long long)ms,
+                  progress_calls, rc[0].reply);
+    assert_true(ms >= 4400 && ms < 6000);
+    assert_true(progress_calls >= 2);
+    assert_int_equal(rc[0].code, 451);
+    assert_non_null(strstr(rc[0].reply, "451 4.4.2 next hop fake: timeout after end of data"));
+    assert_int_equal(rc[1].code, 550);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.open, 0);   /* closed after the failure */
+    spool_destroy(msg);
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+static void check_auth_mech(const char *mech)
+{
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN], line[64];
+    fake_start(&f, "normal", "--auth", "alice@example.org:s3cr=t,x", "--mechs", mech, NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "alice@example.org", "s3cr=t,x", reply, err),
+                     LOOKUP_YES);
+    assert_non_null(strstr(reply, "235"));
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "alice@example.org", "wrong", reply, err),
+                     LOOKUP_NO);
+    assert_non_null(strstr(reply, "535"));
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "bob@example.org", "s3cr=t,x", reply, err),
+                     LOOKUP_NO);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 3);   /* a fresh session per AUTH lookup */
+    assert_int_equal(st.open, 0);       /* never kept: it is logged in as the user */
+    pool_destroy(p);
+    snprintf(line, sizeof line, "AUTH %s", strchr(mech, ' ') ? "SCRAM-SHA-256" : mech);
+    assert_true(log_has(&f, line));
+    fake_stop(&f);
+}
+
+static void test_auth_mechanisms(void **state)
+{
+    (void)state;
+    check_auth_mech("PLAIN");
+    check_auth_mech("LOGIN");
+    check_auth_mech("CRAM-MD5");
+    check_auth_mech("SCRAM-SHA-256");
+    /* all offered: the strongest is used */
+    check_auth_mech("LOGIN PLAIN CRAM-MD5 SCRAM-SHA-256");
+}
+
+/* With auth.username set, the pool logs in before probing. */
+static void test_relay_user_auth(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", "--auth", "relay:pw", "--mechs", "PLAIN", NULL);
+    remote_init(&r, f.port, PROTO_SMTP);
+    r.auth_username = (char *)"relay";
+    r.auth_secret = (char *)"pw";
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+    pool_destroy(p);
+    assert_true(log_has(&f, "AUTH PLAIN"));
+
+    r.auth_secret = (char *)"bad";
+    p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "AUTH"));
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+static void test_imap_rejects_smtp_lookups(void **state)
+{
+    (void)state;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    remote_init(&r, closed_port(), PROTO_IMAP);
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "not supported by imap"));
+    assert_int_equal(lookup(p, LOOKUP_VRFY, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "not supported by imap"));
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_false(st.down);   /* nothing was even tried */
+    pool_destroy(p);
+}
+
+int main(void)
+{
+    const char *dbg = getenv("NEXTHOP_TEST_DEBUG");
+    log_init("test_pool", false, dbg && *dbg ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kind_names),
+        cmocka_unit_test(test_rcpt_smtp),
+        cmocka_unit_test(test_rcpt_lmtp),
+        cmocka_unit_test(test_vrfy_expn),
+        cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_injection_rejected),
+        cmocka_unit_test(test_starttls_required),
+        cmocka_unit_test(test_implicit_tls_to_plain_server),
+        cmocka_unit_test(test_concurrency_limit),
+        cmocka_unit_test(test_limits_requests),
+        cmocka_unit_test(test_limits_errors),
+        cmocka_unit_test(test_host_down),
+        cmocka_unit_test(test_idle_dropped_by_server),
+        cmocka_unit_test(test_noop_before_reuse),
+        cmocka_unit_test(test_relay_lmtp),
+        cmocka_unit_test(test_relay_smtp_one_reply),
+        cmocka_unit_test(test_relay_tempfail_data),
+        cmocka_unit_test(test_relay_timeout_after_data),
+        cmocka_unit_test(test_auth_mechanisms),
+        cmocka_unit_test(test_relay_user_auth),
+        cmocka_unit_test(test_imap_rejects_smtp_lookups),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
