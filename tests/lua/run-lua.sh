@@ -10,7 +10,7 @@ here=$(dirname "$script")
 . "$here/../lib/rig.sh"
 . "$here/../lib/milter.sh"
 # Scripts may restart Dovecot from their own shells: stop it by its directory.
-trap 'milter_stop || true; [[ -d $TEST_DIR/dovecot ]] && dovecot_stop "$TEST_DIR/dovecot"; rig_cleanup' EXIT
+trap 'rc=$?; milter_stop || rc=1; if [[ -d $TEST_DIR/dovecot ]]; then dovecot_stop "$TEST_DIR/dovecot"; fi; rig_cleanup; exit $rc' EXIT
 
 export TEST_DIR=$(mktemp -d /tmp/nexthop-lua.XXXXXX)
 export RIG_SH=$here/../lib/rig.sh
