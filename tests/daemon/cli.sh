@@ -88,5 +88,27 @@ perm=$(stat -c %a "$dir/p.sock")
 kill -TERM "$pid"; wait "$pid"; rc=$?
 [[ $rc == 0 && ! -e $dir/m.pid ]] && ok "SIGTERM: clean exit, pidfile removed" || bad "SIGTERM exit $rc"
 
+# privileges dropped after the socket exists (-u); the socket keeps its group for the MTA
+mkdir -p "$dir/run"; chmod 0755 "$dir/run"
+printf 'milter = { group = "nogroup"; socket-mode = "0660"; };\n' > "$dir/priv.conf"
+chmod 0644 "$dir/priv.conf"
+"$NEXTHOP_BIN" -c "$dir/priv.conf" -f -u nobody -p "unix:$dir/run/u.sock" > "$dir/priv.log" 2>&1 &
+pid=$!
+for i in $(seq 50); do [[ -S $dir/run/u.sock ]] && break; sleep 0.1; done
+sleep 0.3
+uid=$(awk '/^Uid:/ {print $2}' /proc/$pid/status 2>/dev/null)
+[[ $uid == "$(id -u nobody)" ]] && ok "-u nobody: runs as nobody" || { bad "-u: uid is '$uid'"; cat "$dir/priv.log"; }
+[[ $(stat -c %G "$dir/run/u.sock") == nogroup ]] && ok "socket group from milter.group" || bad "socket group $(stat -c %G "$dir/run/u.sock")"
+kill -TERM "$pid"; wait "$pid"
+
+# without -f: detaches, logs to syslog, the pid file names the daemon
+"$NEXTHOP_BIN" -c "$dir/min.conf" -p "unix:$dir/d.sock" -P "$dir/d.pid"; rc=$?
+for i in $(seq 50); do [[ -s $dir/d.pid ]] && break; sleep 0.1; done
+dpid=$(cat "$dir/d.pid" 2>/dev/null)
+[[ $rc == 0 && -n $dpid ]] && kill -0 "$dpid" 2>/dev/null && ok "daemon mode: detached, pid file written" || bad "daemon mode (exit $rc)"
+[[ -n $dpid ]] && kill -TERM "$dpid"
+for i in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$dpid" 2>/dev/null && bad "daemon did not stop on SIGTERM" || ok "daemon stopped on SIGTERM"
+
 echo "$fails failure(s)"
 exit $(( fails > 0 ))
