@@ -12,11 +12,25 @@
 #
 # Functions: rig_install rig_free_port rig_wait_port rig_cert
 #   dovecot_start dovecot_stop dovecot_restart mailbox_count
-#   postfix_start postfix_stop postfix_queue_count postfix_held_count
-#   postfix_flush postfix_wait_empty smtp_sink_start smtp_sink_stop
-#   rig_cleanup
-# Every instance directory also gets an env file that can be sourced from
-# another shell: DIR/rig-dovecot.env, DIR/rig-postfix.env, DIR/rig-sink.env.
+#   postfix_start postfix_stop postfix_reload postfix_queue_count
+#   postfix_held_count postfix_flush postfix_wait_empty
+#   smtp_sink_start smtp_sink_stop smtp_sink_count rig_cleanup
+# Exported: DOVECOT_DIR DOVECOT_CERT DOVECOT_LMTP_PORT DOVECOT_LMTPS_PORT
+#   DOVECOT_IMAP_PORT DOVECOT_IMAPS_PORT (last dovecot_start/restart),
+#   POSTFIX_DIR POSTFIX_PORT (last postfix_start). Every instance directory
+#   also gets an env file to source when several instances run:
+#   DIR/rig-dovecot.env, DIR/rig-postfix.env, DIR/rig-sink.env.
+#
+# Notes:
+# - Call the start functions in the test's own shell, not in $(...) or a
+#   subshell: the exports and rig_cleanup's list of started things would be
+#   lost there. Directory paths must not contain spaces.
+# - A private Postfix has no route by default (default_transport = error,
+#   so smtpd rejects such recipients at RCPT time): give routes with
+#   transport_maps, or relayhost (then default_transport becomes smtp), or
+#   default_transport. It never looks anything up in DNS.
+# - Daemons here are reparented to a PID 1 that does not reap: stopped
+#   daemons stay as zombies. _rig_alive treats a zombie as gone.
 #
 # Nothing here uses pkill/killall: processes are stopped by PID only, and
 # rig_cleanup only touches what this shell started.
@@ -44,7 +58,7 @@ RIG_LOCK_DIR=${RIG_LOCK_DIR:-/run/lock}
 RIG_PACKAGES=(postfix libmilter-dev libgnutls28-dev libconfig-dev miltertest
     swaks libnet-ssleay-perl dovecot-core dovecot-lmtpd dovecot-imapd
     gnutls-bin redis-server cmake pkg-config libcmocka-dev libsqlite3-dev
-    openssl ca-certificates)
+    openssl ca-certificates bc)
 
 # Dovecot test users (all with password "secret").
 RIG_DOVECOT_USERS=(alice@dovecot.test bob@dovecot.test
@@ -114,7 +128,7 @@ _rig_children() {
     ps -o pid= --ppid "$1" 2>/dev/null | tr -d ' ' || true
 }
 
-# _rig_kill_wait SECONDS PID...: SIGTERM was already sent by the caller;
+# _rig_wait_gone SECONDS PID...: SIGTERM was already sent by the caller;
 # wait until all PIDs are gone, then SIGKILL the stragglers (by PID).
 _rig_wait_gone() {
     local secs=$1 pid left end
@@ -226,10 +240,11 @@ EOF
 # default main.cf (exact names are required: Postfix compares with strcmp,
 # no patterns). Entries whose main.cf no longer exists are pruned.
 _rig_postfix_allow_dir_locked() {
-    local dir=$1 cur d keep=() found=0
+    local dir=$1 cur d keep=() found=0 old=()
     _rig_ensure_postfix_default_conf
     cur=$(postconf -c /etc/postfix -h alternate_config_directories 2>/dev/null || true)
-    for d in ${cur//,/ }; do
+    read -r -a old <<<"${cur//,/ }"
+    for d in "${old[@]}"; do
         [[ -z $d ]] && continue
         if [[ $d == "$dir" ]]; then
             found=1
@@ -240,8 +255,11 @@ _rig_postfix_allow_dir_locked() {
     done
     [[ $found -eq 1 ]] || keep+=("$dir")
     # unchanged (already listed, nothing pruned): leave the file alone
-    [[ "${keep[*]}" == "$(echo ${cur//,/ })" ]] && return 0
-    postconf -c /etc/postfix -e "alternate_config_directories = ${keep[*]}"
+    [[ "${keep[*]}" == "${old[*]}" ]] && return 0
+    postconf -c /etc/postfix -e "alternate_config_directories = ${keep[*]}" || return 1
+    # see _postfix_backdate: every Postfix command reading a main.cf younger
+    # than ~2 s sleeps until it is older (postfix-script reads this one).
+    touch -d '-10 seconds' /etc/postfix/main.cf
 }
 _rig_postfix_allow_dir() {
     _rig_with_lock postfix-default-conf _rig_postfix_allow_dir_locked "$1"
@@ -619,6 +637,9 @@ _postfix_mkqueue() {
     done
     install -d -o postfix -g postdrop -m 0730 "$q/maildrop" || return 1
     install -d -o postfix -g postdrop -m 0710 "$q/public" || return 1
+    # postlogd appends to it; postsuper (which runs as postfix) writes it
+    # directly while the instance is stopped.
+    [[ -e $1/maillog ]] || install -o postfix -g postfix -m 0644 /dev/null "$1/maillog"
     if [[ ${RIG_POSTFIX_FULL_CHECK:-0} == 1 ]]; then
         rm -f "$q/quick-start"
     else
@@ -634,7 +655,7 @@ postfix_start() {
     dir=$(_rig_abs "$1") || return 1
     shift
     if [[ -f $dir/q/pid/master.pid ]] &&
-        _rig_alive "$(tr -d ' ' <"$dir/q/pid/master.pid" 2>/dev/null)"; then
+        _rig_alive "$(tr -d ' ' 2>/dev/null <"$dir/q/pid/master.pid")"; then
         _rig_log "postfix_start: a Postfix already runs in $dir"
         return 1
     fi
@@ -659,6 +680,7 @@ postfix_start() {
     if [[ $have_rh -eq 1 && $have_dt -eq 0 ]]; then
         postconf -c "$dir" -e 'default_transport = smtp'
     fi
+    _postfix_backdate "$dir"
     _rig_postfix_allow_dir "$dir" || return 1
     cat >"$dir/rig-postfix.env" <<EOF
 POSTFIX_DIR=$dir
@@ -669,7 +691,7 @@ EOF
         return 1
     fi
     for i in $(seq 1 100); do
-        pid=$(tr -d ' ' <"$dir/q/pid/master.pid" 2>/dev/null || true)
+        pid=$(tr -d ' ' 2>/dev/null <"$dir/q/pid/master.pid" || true)
         [[ -n $pid ]] && break
         sleep 0.05
     done
@@ -681,12 +703,35 @@ EOF
     export POSTFIX_DIR=$dir POSTFIX_PORT=$port
 }
 
+# Postfix reads main.cf with dict_load_file(), which sleeps in 300 ms steps
+# until the file's mtime is ~2 s old (guard against half-written files):
+# every `postfix start` right after writing main.cf costs ~2 s. Backdate it.
+_postfix_backdate() {
+    touch -d '-10 seconds' "$1/main.cf" "$1/master.cf" 2>/dev/null || true
+}
+
+# postfix_reload DIR [key=value ...]: change settings (postconf -e) and
+# `postfix -c DIR reload`.
+postfix_reload() {
+    local dir kv
+    dir=$(_rig_abs "$1") || return 1
+    shift
+    for kv in "$@"; do
+        postconf -c "$dir" -e "$kv" || {
+            _rig_log "postfix_reload: bad setting: $kv"
+            return 1
+        }
+    done
+    _postfix_backdate "$dir"
+    postfix -c "$dir" reload </dev/null >>"$dir/postfix.start.log" 2>&1
+}
+
 # postfix_stop DIR: postfix -c DIR stop, then wait for master (and its
 # children) to vanish.
 postfix_stop() {
     local dir pid kids
     dir=$(_rig_abs "$1") || return 1
-    pid=$(tr -d ' ' <"$dir/q/pid/master.pid" 2>/dev/null || true)
+    pid=$(tr -d ' ' 2>/dev/null <"$dir/q/pid/master.pid" || true)
     if [[ -n $pid ]] && _rig_alive "$pid"; then
         mapfile -t kids < <(_rig_children "$pid")
         postfix -c "$dir" stop </dev/null >>"$dir/postfix.start.log" 2>&1 ||
@@ -763,6 +808,14 @@ smtp_sink_start() {
     }
 }
 
+# smtp_sink_count DIR: transactions smtp-sink has written to DIR.
+smtp_sink_count() {
+    local dir n
+    dir=$(_rig_abs "$1") || return 1
+    n=$(find "$dir" -maxdepth 1 -type f -name '[0-9]*.*' 2>/dev/null | wc -l)
+    printf '%s\n' "$((n + 0))"
+}
+
 # smtp_sink_stop DIR
 smtp_sink_stop() {
     local dir pid
@@ -773,7 +826,7 @@ smtp_sink_stop() {
         _rig_wait_gone 5 "$pid"
     fi
     # reap it if it is our child
-    [[ -n $pid ]] && wait "$pid" 2>/dev/null
+    [[ -n $pid ]] && { wait "$pid" 2>/dev/null || true; }
     rm -f "$dir/smtp-sink.pid"
     _rig_untrack sink "$dir"
     return 0
