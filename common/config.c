@@ -26,6 +26,7 @@
 #include "lists.h"
 #include "log.h"
 #include "lookup.h"
+#include "redis.h"
 #include "rules.h"
 #include "util.h"
 
@@ -594,6 +595,9 @@ static void check_services(struct loader *ld)
         else if (!r->lookup)
             add_error(ld, s, "auth-service.lookup: remote %s is used for lookups but has lookup = false", r->id);
     }
+    char e[ERRLEN];
+    if (cfg->redis && redis_cache_check(cfg->redis, e, sizeof e) < 0)
+        add_error(ld, lookup_setting(ld, "cache.redis"), "cache.redis: %s", e);
     if (cfg->auth_service_socket && !lk)
         add_error(ld, lookup_setting(ld, "auth-service"), "auth-service: socket without lookup");
 }
@@ -646,6 +650,8 @@ struct nh_config *config_load(const char *file, char *err, size_t errlen)
 
 int config_start(struct nh_config *cfg, char *err, size_t errlen)
 {
+    if (redis_cache_configure(cfg->redis, cfg->redis_prefix, err, errlen) < 0)
+        return -1;
     for (size_t i = 0; i < cfg->n_remotes; i++) {
         if (!cfg->remotes[i].rt)
             cfg->remotes[i].rt = remote_rt_create(&cfg->remotes[i]);

@@ -18,6 +18,8 @@
 #include "addr.h"
 #include "cache.h"
 #include "log.h"
+#include "metrics.h"
+#include "redis.h"
 #include "util.h"
 
 #define CATCH_ALL_DOMAINS 4096
@@ -66,14 +68,23 @@ struct fetch_ctx {
     const char *arg;
     const char *password;
     struct lookup_info *info;
+    bool from_redis;          /* answered by cache.redis */
 };
 
+/* A local miss: ask the shared cache (cache.redis, if set), then the remote. */
 static int fetch_remote(void *vctx, const char *key, size_t keylen, char *err, size_t errlen)
 {
     struct fetch_ctx *ctx = vctx;
+    int shared = redis_cache_get(ctx->remote, ctx->kind, key, keylen);
+    if (shared >= 0) {
+        ctx->from_redis = true;
+        return shared;
+    }
     ctx->info->cached = false;
-    return pool_lookup(ctx->remote->rt->pool, ctx->kind, ctx->arg, ctx->password, NULL,
-                       ctx->info->reply, sizeof ctx->info->reply, err, errlen);
+    int res = pool_lookup(ctx->remote->rt->pool, ctx->kind, ctx->arg, ctx->password, NULL,
+                          ctx->info->reply, sizeof ctx->info->reply, err, errlen);
+    redis_cache_put(ctx->remote, ctx->kind, key, keylen, res);
+    return res;
 }
 
 /* Builds the cache key; returns its length. */
@@ -156,6 +167,7 @@ enum lookup_result lookup_run(struct remote_cfg *r, enum lookup_kind kind, const
 
     const char *domain = kind == LOOKUP_RCPT ? addr_domain(addr) : "";
     int res;
+    bool from_redis = false;
     enum cache_source src = CACHE_SRC_HIT;
     if (kind == LOOKUP_RCPT && r->catch_all && *domain &&
         cache_get(r->rt->catch_all, domain, strlen(domain), now_ms()) == 1) {
@@ -168,26 +180,30 @@ enum lookup_result lookup_run(struct remote_cfg *r, enum lookup_kind kind, const
         src = CACHE_SRC_REMOTE;
     } else {
         size_t klen = make_key(kind, addr, password, key, sizeof key);
-        struct fetch_ctx ctx = { r, kind, addr, password, info };
+        struct fetch_ctx ctx = { r, kind, addr, password, info, false };
         if (klen == 0) {
             set_error(err, errlen, "lookup key too long");
             return LOOKUP_ERROR;
         }
         res = cache_lookup(r->rt->cache, key, klen, fetch_remote, &ctx, &src, err, errlen);
         explicit_bzero(key, sizeof key);
-        info->cached = src != CACHE_SRC_REMOTE;
-        if (res == LOOKUP_YES && src == CACHE_SRC_REMOTE && kind == LOOKUP_RCPT && r->catch_all)
+        from_redis = ctx.from_redis;
+        info->cached = src != CACHE_SRC_REMOTE || from_redis;
+        if (res == LOOKUP_YES && src == CACHE_SRC_REMOTE && !from_redis && kind == LOOKUP_RCPT &&
+            r->catch_all)
             learn_catch_all(r, domain);
     }
     info->ms = (long)(now_ms() - start);
     static const char *const src_names[] = { "remote", "cache", "stale", "shared" };
+    const char *source = info->catch_all ? "catch-all" : from_redis ? "redis" : src_names[src];
     char shown[ADDR_MAX + 1];
     str_printable(shown, sizeof shown, arg);
     log_info("lookup: queue=%s %s=<%s> remote=%s kind=%s result=%s source=%s ms=%ld%s%s%s",
              queue_id ? queue_id : "-", kind == LOOKUP_AUTH ? "user" : "rcpt", shown, r->id,
              lookup_kind_name(kind), result_name(res),
-             info->catch_all ? "catch-all" : src_names[src], info->ms,
+             source, info->ms,
              res == LOOKUP_ERROR ? " error=\"" : *info->reply ? " reply=\"" : "",
              res == LOOKUP_ERROR ? err : info->reply, res == LOOKUP_ERROR || *info->reply ? "\"" : "");
+    metrics_lookup(r->id, kind, res, source, info->ms);
     return (enum lookup_result)res;
 }

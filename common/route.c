@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "lookup.h"
+#include "metrics.h"
 #include "pool.h"
 #include "util.h"
 
@@ -85,7 +86,9 @@ static void relay_group(struct nh_config *cfg, struct route_msg *m, struct remot
                  m->queue_id ? m->queue_id : "-", t->addr, hop->id,
                  t->code / 100 == 2 ? "delivered" : t->code / 100 == 5 ? "refused" : "deferred",
                  (long)(now_ms() - start), t->reply);
+        metrics_relay_rcpt(hop->id, t->code); /* ops: stats */
     }
+    metrics_relay_time(hop->id, (long)(now_ms() - start)); /* ops: stats */
     free(rr);
     free(idx);
 }

@@ -6,6 +6,9 @@
 #include <gnutls/gnutls.h>
 #include <libconfig.h>
 #include <libmilter/mfapi.h>
+#ifdef NEXTHOP_HAVE_MICROHTTPD
+#include <microhttpd.h>
+#endif
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "milter.h"
+#include "redis.h"
 #include "route.h"
 #include "validate.h"
 
@@ -197,5 +201,10 @@ int cli_version(void)
     printf("gnutls %s\n", gnutls_check_version(NULL));
     printf("libconfig %d.%d.%d\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
     printf("sqlite %s\n", sqlite3_libversion());
+#ifdef NEXTHOP_HAVE_MICROHTTPD
+    printf("libmicrohttpd %s\n", MHD_get_version());
+#endif
+    if (redis_client_version())
+        printf("%s\n", redis_client_version());
     return 0;
 }

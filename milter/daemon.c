@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "milter.h"
 #include "services.h"
 #include "util.h"
@@ -68,11 +69,13 @@ static void reload(const char *file)
     if (!cfg) {
         for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
             log_error("reload failed, keeping the running config: %s", line);
+        metrics_count(METRICS_RELOAD_FAILED);
         return;
     }
     if (cfg->log_level >= 0)
         log_set_level((enum log_level)cfg->log_level);
     config_install(cfg);
+    metrics_count(METRICS_RELOAD_OK);
     log_info("reload: %s loaded in %ld ms", file, (long)(now_ms() - start));
 }
 
@@ -165,6 +168,8 @@ static int drop_privileges(const char *user, const char *group)
         log_error("no such user: %s", user);
         return -1;
     }
+    if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid)
+        return 0;   /* already that user (e.g. started so by systemd) */
     gid_t gid = pw->pw_gid;
     if (group) {
         struct group *gr = getgrnam(group);

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# tests/daemon/docs.sh - the manual pages: they render without a single
+# groff warning, milter-nexthop(8) documents every option the program
+# accepts, and `cmake --install` (with DESTDIR) lays out the binary, the
+# man pages, the example config and the systemd unit where they belong.
+# (That conf(5) and README cover every schema key is tests/unit/test_schema_docs.c.)
+# Must not: install anything outside a temporary DESTDIR.
+set -uo pipefail
+src=${NEXTHOP_SRC:-$(dirname "$(readlink -f "$0")")/../..}
+build=${NEXTHOP_BUILD:-$src/build}
+bin=${NEXTHOP_BIN:-$build/milter/milter-nexthop}
+dir=$(mktemp -d /tmp/nexthop-docs.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+ok() { echo "PASS: $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+if ! command -v groff >/dev/null; then
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends groff-base >/dev/null 2>&1
+fi
+
+pages=("$src/contrib/milter-nexthop.8" "$src/contrib/milter-nexthop.conf.5")
+for page in "${pages[@]}"; do
+    name=$(basename "$page")
+    if [[ ! -f $page ]]; then bad "$name is missing"; continue; fi
+    # -ww: every warning; -z: no output, only diagnostics on stderr
+    if groff -man -ww -z "$page" 2>"$dir/warn" && [[ ! -s $dir/warn ]]; then
+        ok "$name renders without warnings"
+    else
+        bad "$name: groff warnings:"; cat "$dir/warn"
+    fi
+    # and it renders to text with the sections a reader looks for
+    groff -man -Tutf8 "$page" 2>/dev/null | col -b > "$dir/$name.txt"
+    for section in NAME SYNOPSIS DESCRIPTION "SEE ALSO"; do
+        grep -q "^$section\$" "$dir/$name.txt" || bad "$name has no $section section"
+    done
+done
+
+# every option in the program's usage is an entry under OPTIONS
+page8=$dir/milter-nexthop.8.txt
+"$bin" -h > "$dir/usage" 2>&1
+mapfile -t opts < <(grep -oE -- '[[ ]-[A-Za-z]([] ]|$)' "$dir/usage" | grep -oE -- '-[A-Za-z]' | sort -u)
+sed -n '/^OPTIONS$/,/^EXIT STATUS$/p' "$page8" > "$dir/options.txt"
+[[ ${#opts[@]} -ge 10 ]] || bad "could not read the options from -h: $(cat "$dir/usage")"
+missing=()
+for o in "${opts[@]}" -h; do
+    grep -Eq -- "^ {7}$o( |\$)" "$dir/options.txt" || missing+=("$o")
+done
+[[ ${#missing[@]} -eq 0 ]] && ok "milter-nexthop(8) documents all ${#opts[@]} options of -h (${opts[*]})" \
+    || bad "milter-nexthop(8) OPTIONS lack: ${missing[*]}"
+for s in "EXIT STATUS" SIGNALS FILES; do
+    grep -q "^$s\$" "$page8" && ok "milter-nexthop(8) has $s" || bad "milter-nexthop(8) has no $s section"
+done
+grep -q 'SIGUSR1' "$page8" && grep -q '75' "$page8" && grep -q '78' "$page8" \
+    && ok "milter-nexthop(8) names SIGUSR1 and the -q exit codes" || bad "SIGUSR1 or -q exit codes missing"
+
+# cmake --install lays everything out under DESTDIR
+if [[ -f $build/CMakeCache.txt ]]; then
+    if DESTDIR=$dir/root cmake --install "$build" --prefix /usr >"$dir/install.log" 2>&1; then
+        for f in usr/sbin/milter-nexthop usr/share/man/man8/milter-nexthop.8 \
+                 usr/share/man/man5/milter-nexthop.conf.5 \
+                 usr/share/doc/milter-nexthop/examples/milter-nexthop.conf \
+                 usr/lib/systemd/system/milter-nexthop.service; do
+            [[ -s $dir/root/$f ]] && ok "installed /$f" || { bad "cmake --install did not install /$f"; }
+        done
+        cmp -s "$dir/root/usr/share/man/man5/milter-nexthop.conf.5" "$src/contrib/milter-nexthop.conf.5" \
+            && ok "installed conf(5) is the source page" || bad "installed conf(5) differs"
+        "$dir/root/usr/sbin/milter-nexthop" -c "$dir/root/usr/share/doc/milter-nexthop/examples/milter-nexthop.conf" -n >/dev/null \
+            && ok "installed binary accepts the installed example config" || bad "installed example config rejected"
+    else
+        bad "cmake --install failed"; cat "$dir/install.log"
+    fi
+else
+    echo "SKIP: no build directory at $build for the install check"
+fi
+
+echo "docs: $fails failure(s)"
+exit $((fails > 0))
