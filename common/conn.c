@@ -37,7 +37,12 @@
 struct conn {
     int fd;
     gnutls_session_t tls;       /* NULL while plain text */
+    bool tls_up;                /* handshake completed */
     char peer[300];             /* "host:port" or the unix path, for messages */
+    /* what GnuTLS verifies against: it keeps pointers, so they live here */
+    char verify_name[256];
+    unsigned char verify_ip[16];
+    gnutls_typed_vdata_st vdata;
     char buf[CONN_BUF_SIZE];
     size_t start, end;          /* unread bytes are buf[start..end) */
     conn_tick_fn tick;
@@ -252,25 +257,30 @@ static bool parse_ip_literal(const char *name, unsigned char *raw, unsigned *raw
     return false;
 }
 
-/* SNI and verification target: a DNS name, or the IP SAN for IP literals. */
-static void tls_set_peer_name(gnutls_session_t s, const struct conn_tls_opts *opts)
+/*
+ * SNI and verification target: a DNS name, or the IP SAN for IP literals.
+ * GnuTLS keeps the pointers for the whole session, so the name and the
+ * address are copied into c.
+ */
+static void tls_set_peer_name(struct conn *c, const struct conn_tls_opts *opts)
 {
     const char *name = opts->server_name;
-    unsigned char raw[16];
     unsigned rawlen = 0;
-    bool is_ip = name && *name && parse_ip_literal(name, raw, &rawlen);
+    bool has_name = name && *name && strncmp(name, "unix:", 5) != 0;
+    bool is_ip = has_name && parse_ip_literal(name, c->verify_ip, &rawlen);
 
-    if (name && *name && !is_ip && strncmp(name, "unix:", 5) != 0)
-        gnutls_server_name_set(s, GNUTLS_NAME_DNS, name, strlen(name));
+    snprintf(c->verify_name, sizeof c->verify_name, "%s", has_name ? name : "");
+    if (has_name && !is_ip)
+        gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, c->verify_name, strlen(c->verify_name));
     if (opts->allow_invalid)
         return;
     if (is_ip) {
-        gnutls_typed_vdata_st vd = { .type = GNUTLS_DT_IP_ADDRESS, .data = raw, .size = rawlen };
-        gnutls_session_set_verify_cert2(s, &vd, 1, 0);
-    } else if (name && *name && strncmp(name, "unix:", 5) != 0) {
-        gnutls_session_set_verify_cert(s, name, 0);
+        c->vdata = (gnutls_typed_vdata_st){ .type = GNUTLS_DT_IP_ADDRESS, .data = c->verify_ip,
+                                            .size = rawlen };
+        gnutls_session_set_verify_cert2(c->tls, &c->vdata, 1, 0);
     } else {
-        gnutls_session_set_verify_cert(s, NULL, 0);   /* chain only */
+        /* no name (unix socket without tls.server-name): the chain only */
+        gnutls_session_set_verify_cert(c->tls, has_name ? c->verify_name : NULL, 0);
     }
 }
 
@@ -317,13 +327,15 @@ int conn_start_tls(struct conn *c, const struct conn_tls_opts *opts, int64_t dea
     }
     gnutls_set_default_priority(c->tls);
     gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, tls_cred);
-    tls_set_peer_name(c->tls, opts);
+    tls_set_peer_name(c, opts);
     gnutls_transport_set_int(c->tls, c->fd);
 
     for (;;) {
         rc = gnutls_handshake(c->tls);
-        if (rc == 0)
+        if (rc == 0) {
+            c->tls_up = true;
             break;
+        }
         if (gnutls_error_is_fatal(rc)) {
             tls_handshake_error(c, rc, err, errlen);
             return CONN_ERROR;
@@ -522,7 +534,8 @@ void conn_close(struct conn *c)
     if (!c)
         return;
     if (c->tls) {
-        gnutls_bye(c->tls, GNUTLS_SHUT_WR);   /* non-blocking: best effort */
+        if (c->tls_up)
+            gnutls_bye(c->tls, GNUTLS_SHUT_WR);   /* non-blocking: best effort */
         gnutls_deinit(c->tls);
     }
     if (c->fd >= 0)

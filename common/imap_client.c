@@ -41,9 +41,12 @@ struct imap_session {
 
 enum imap_status { IS_OK = 0, IS_NO, IS_BAD, IS_CONTINUE };
 
+/* Deadline of one step: the remote's timeout (at most 25 s), within the caller's. */
 static int64_t step_deadline(const struct imap_session *s, int64_t deadline_ms)
 {
-    int64_t d = now_ms() + s->r->timeout_ms;
+    int64_t t = s->r->timeout_ms > 0 && s->r->timeout_ms < SMTP_WAIT_MAX_MS ? s->r->timeout_ms
+                                                                            : SMTP_WAIT_MAX_MS;
+    int64_t d = now_ms() + t;
     return d < deadline_ms ? d : deadline_ms;
 }
 

@@ -326,8 +326,10 @@ static void release(struct pool *p, struct pconn *pc, bool failed)
         pc->errors++;
     bool keep = pconn_reusable(pc) && pc->requests < p->max_requests
                 && pc->errors < p->max_errors;
+    struct pconn *stale = NULL;
     pthread_mutex_lock(&p->mu);
     p->operations++;
+    take_expired(p, now_ms(), &stale);
     if (keep) {
         pc->last_used = now_ms();
         pc->reused = false;
@@ -337,6 +339,7 @@ static void release(struct pool *p, struct pconn *pc, bool failed)
         pthread_cond_broadcast(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
+    close_list(p, stale);
     if (!keep)
         close_and_release(p, pc);
 }
@@ -435,6 +438,13 @@ int pool_relay(struct pool *p, const char *sender, struct relay_rcpt *rcpts, siz
 {
     if (p->r->protocol == PROTO_IMAP) {
         set_error(err, errlen, "relay is not supported by imap");
+        fail_all(p, rcpts, n, err);
+        return -1;
+    }
+    bool args_ok = smtp_check_arg("sender", sender, false, err, errlen) == 0;
+    for (size_t i = 0; args_ok && i < n; i++)
+        args_ok = smtp_check_arg("recipient", rcpts[i].addr, false, err, errlen) == 0;
+    if (!args_ok) {
         fail_all(p, rcpts, n, err);
         return -1;
     }

@@ -79,10 +79,11 @@ static void helo_init(void)
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Deadline of one command: the remote's timeout, within the caller's. */
+/* Deadline of one step: the remote's timeout (at most 25 s), within the caller's. */
 static int64_t step_deadline(const struct smtp_session *s, int64_t deadline_ms)
 {
-    return min64(deadline_ms, now_ms() + s->r->timeout_ms);
+    int64_t t = s->r->timeout_ms > 0 ? min64(s->r->timeout_ms, SMTP_WAIT_MAX_MS) : SMTP_WAIT_MAX_MS;
+    return min64(deadline_ms, now_ms() + t);
 }
 
 int smtp_check_arg(const char *what, const char *arg, bool is_secret, char *err, size_t errlen)
@@ -989,6 +990,24 @@ static enum lookup_result lookup_rcpt(struct smtp_session *s, const char *arg,
     return LOOKUP_ERROR;
 }
 
+/* "2.1.5 text" -> "text": members must not carry enhanced status codes. */
+static const char *skip_enhanced_code(const char *t)
+{
+    const char *p = t;
+    if (*p < '2' || *p > '5' || p[1] != '.')
+        return t;
+    p += 2;
+    for (int part = 0; part < 2; part++) {
+        size_t digits = strspn(p, "0123456789");
+        if (digits == 0 || digits > 3)
+            return t;
+        p += digits;
+        if (part == 0 && *p++ != '.')
+            return t;
+    }
+    return *p == ' ' ? p + 1 : t;
+}
+
 static void collect_members(const struct smtp_session *s, char **members_r)
 {
     size_t cap = s->rep.len + 2, o = 0;
@@ -996,10 +1015,11 @@ static void collect_members(const struct smtp_session *s, char **members_r)
     char text[CONN_LINE_MAX + 1];
     for (int i = 0; i < s->rep.nlines; i++) {
         reply_line_text(&s->rep, i, text, sizeof text);
-        size_t n = strlen(text);
+        const char *member = skip_enhanced_code(text);
+        size_t n = strlen(member);
         if (n == 0 || o + n + 2 > cap)
             continue;
-        memcpy(m + o, text, n);
+        memcpy(m + o, member, n);
         o += n;
         m[o++] = '\n';
     }
@@ -1201,12 +1221,27 @@ static void relay_mail_refused(struct relay_run *rr)
     rr->s->need_rset = true;
 }
 
+/*
+ * 503 (bad sequence of commands) means we are out of step with the server:
+ * never pass it on as a recipient's permanent failure.
+ */
+static int out_of_sequence(struct relay_run *rr, const char *step)
+{
+    char r[256];
+    reply_summary(rr->s, r, sizeof r);
+    set_error(rr->err, rr->errlen, "%s answered %s out of sequence: %s", rr->s->peer, step, r);
+    broken(rr->s);
+    return -1;
+}
+
 static int relay_read_rcpts(struct relay_run *rr, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
         int code = read_reply(rr->s, "RCPT TO", rr->deadline, rr->err, rr->errlen);
         if (code < 0)
             return -1;
+        if (code == 503)
+            return out_of_sequence(rr, "RCPT TO");
         if (code / 100 == 2) {
             rr->accepted[i] = true;
             rr->n_accepted++;
@@ -1233,6 +1268,8 @@ static int relay_envelope(struct relay_run *rr, const char *sender, size_t size)
     int code = read_reply(s, "MAIL FROM", rr->deadline, rr->err, rr->errlen);
     if (code < 0)
         return -1;
+    if (code == 503)
+        return out_of_sequence(rr, "MAIL FROM");
     if (code / 100 != 2) {
         char tmp[ERRLEN];
         relay_mail_refused(rr);
@@ -1324,7 +1361,7 @@ static int relay_data(struct relay_run *rr, struct spool *msg)
     if (code < 0)
         return -1;
     if (code != 354) {
-        if (code / 100 != 4 && code / 100 != 5) {
+        if (code == 503 || (code / 100 != 4 && code / 100 != 5)) {
             set_error(rr->err, rr->errlen, "%s answered DATA with %d", s->peer, code);
             broken(s);
             return -1;

@@ -24,6 +24,8 @@
 #define SMTP_REPLY_LINES 100
 /* RCPT probes per transaction before RSET + MAIL again. */
 #define SMTP_PROBES_PER_TX 90
+/* No single wait (connect, reply, write) lasts longer: Postfix gives a milter 30 s. */
+#define SMTP_WAIT_MAX_MS 25000
 /* Longest address or user name we send. */
 #define SMTP_ARG_MAX 900
 

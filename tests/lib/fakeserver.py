@@ -2,9 +2,10 @@
 """fakeserver.py - a scripted SMTP/LMTP server for faults a real server
 cannot be made to produce (tests/unit/test_pool.c drives it).
 
-Usage: fakeserver.py [--port N] [--log FILE] [--status FILE] [--data FILE]
+Usage: fakeserver.py [--port N | --unix PATH] [--log FILE] [--status FILE] [--data FILE]
                      [--delay S] [--idle-close S] [--auth USER:PASS]
-                     [--mechs "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"] SCENARIO
+                     [--mechs "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"]
+                     [--proto smtp|imap] [--imap-caps "AUTH=PLAIN SASL-IR"] SCENARIO
 
 --port 0 (the default) picks a free port; the port is printed on stdout as
 "PORT <n>". Every command line received is appended to --log (one per line,
@@ -24,6 +25,8 @@ Scenarios:
   tempfail-data DATA answers 451 4.3.0
   hang-data     never answers after the end of data
   manylines     the EHLO reply has 150 lines
+--proto imap serves IMAP instead (CAPABILITY from --imap-caps, LOGIN,
+AUTHENTICATE PLAIN, NOOP, LOGOUT; faults garbage, hang, bigline, slow).
 With LHLO, the end of data gets one reply per accepted recipient: local
 part "oktemp*" 452 4.2.2, "okperm*" 552 5.2.2, others 250 2.0.0.
 VRFY/EXPN: "ok*" 250 (EXPN: two members), "amb*" 252, others 550 5.1.1.
@@ -89,7 +92,8 @@ def local_part(addr):
 class Session(socketserver.BaseRequestHandler):
     def setup(self):
         self.sock = self.request
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.sock.family != socket.AF_UNIX:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.lmtp = False
         self.mail = False
@@ -363,9 +367,115 @@ class Session(socketserver.BaseRequestHandler):
         return None if empty is None else True
 
 
+class ImapSession(Session):
+    """--proto imap: greeting, CAPABILITY (--imap-caps), LOGIN with quoted
+    strings and literals, AUTHENTICATE PLAIN (with or without SASL-IR),
+    NOOP, LOGOUT. Faults: garbage, hang, bigline, slow as for SMTP."""
+
+    def handle(self):
+        sc = ARGS.scenario
+        if sc == "hang":
+            while self.readline() is not None:
+                pass
+            return
+        if sc == "garbage":
+            self.send("HELLO I am not an IMAP server\r\n")
+        elif sc == "bigline":
+            self.send(b"* OK " + b"x" * (1024 * 1024))
+            while self.readline() is not None:
+                pass
+            return
+        else:
+            self.send("* OK fake IMAP ready\r\n")
+        while True:
+            line = self.readline()
+            if line is None:
+                return
+            log_line(line)
+            tag, _, rest = line.partition(b" ")
+            verb, _, args = rest.partition(b" ")
+            verb = verb.upper()
+            if verb == b"CAPABILITY":
+                self.send("* CAPABILITY IMAP4rev1 %s\r\n%s OK done\r\n"
+                          % (ARGS.imap_caps, tag.decode("latin-1")))
+            elif verb == b"NOOP":
+                self.send(tag + b" OK NOOP done\r\n")
+            elif verb == b"LOGOUT":
+                self.end_session()
+                self.send(b"* BYE bye\r\n" + tag + b" OK LOGOUT done\r\n")
+                return
+            elif verb == b"LOGIN":
+                strings = self.astrings(args)
+                if strings is None:
+                    return
+                self.answer(tag, len(strings) == 2 and tuple(strings) == self.user_pass())
+            elif verb == b"AUTHENTICATE" and args.split(b" ")[0].upper() == b"PLAIN":
+                parts = args.split(b" ")
+                if len(parts) > 1:
+                    data = parts[1]
+                else:
+                    self.send(b"+ \r\n")
+                    data = self.readline()
+                    if data is None:
+                        return
+                    log_line(data)
+                try:
+                    f = base64.b64decode(data, validate=True).split(b"\0")
+                except ValueError:
+                    self.send(tag + b" BAD bad base64\r\n")
+                    continue
+                self.answer(tag, len(f) == 3 and (f[1], f[2]) == self.user_pass())
+            else:
+                self.send(tag + b" BAD unknown command\r\n")
+
+    def answer(self, tag, ok):
+        self.send(tag + (b" OK Logged in\r\n" if ok else b" NO [AUTHENTICATIONFAILED] failed\r\n"))
+
+    def astrings(self, args):
+        """Parses atoms, quoted strings and literals; reads literal data."""
+        out = []
+        while True:
+            args = args.lstrip(b" ")
+            if not args:
+                return out
+            if args.startswith(b'"'):
+                val, i = b"", 1
+                while i < len(args) and args[i:i + 1] != b'"':
+                    if args[i:i + 1] == b"\\":
+                        i += 1
+                    val += args[i:i + 1]
+                    i += 1
+                out.append(val)
+                args = args[i + 1:]
+            elif args.startswith(b"{") and args.endswith(b"}"):
+                spec = args[1:-1]
+                n = int(spec.rstrip(b"+"))
+                if not spec.endswith(b"+"):
+                    self.send(b"+ go ahead\r\n")
+                while len(self.buf) < n:
+                    chunk = self.sock.recv(65536)
+                    if not chunk:
+                        return None
+                    self.buf += chunk
+                out.append(self.buf[:n])
+                self.buf = self.buf[n:]
+                args = self.readline()
+                if args is None:
+                    return None
+                log_line(b"(literal) " + args)
+            else:
+                word, _, args = args.partition(b" ")
+                out.append(word)
+
+
 class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
+
+
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
     request_queue_size = 128
 
 
@@ -373,6 +483,7 @@ def main():
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--unix", help="listen on this unix socket path instead of TCP")
     ap.add_argument("--log")
     ap.add_argument("--status")
     ap.add_argument("--data")
@@ -380,6 +491,8 @@ def main():
     ap.add_argument("--idle-close", type=float, default=0.0)
     ap.add_argument("--auth")
     ap.add_argument("--mechs", default="PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256")
+    ap.add_argument("--proto", choices=("smtp", "imap"), default="smtp")
+    ap.add_argument("--imap-caps", default="AUTH=PLAIN SASL-IR")
     ap.add_argument("scenario")
     ARGS = ap.parse_args()
     known = ("normal nostarttls garbage hang reset bigline slow tempfail-rcpt "
@@ -387,9 +500,15 @@ def main():
     if ARGS.scenario not in known:
         sys.exit("unknown scenario %s (known: %s)" % (ARGS.scenario, " ".join(known)))
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    srv = Server(("127.0.0.1", ARGS.port), Session)
+    handler = ImapSession if ARGS.proto == "imap" else Session
+    if ARGS.unix:
+        srv = UnixServer(ARGS.unix, handler)
+        port = 0
+    else:
+        srv = Server(("127.0.0.1", ARGS.port), handler)
+        port = srv.server_address[1]
     write_status()
-    print("PORT %d" % srv.server_address[1], flush=True)
+    print("PORT %d" % port, flush=True)
     srv.serve_forever()
 
 

@@ -2,8 +2,10 @@
  * test_pool.c - the pooled SMTP/LMTP client (common/pool.c, smtp_client.c,
  * conn.c) against tests/lib/fakeserver.py: answers, faults that must end
  * in LOOKUP_ERROR within the timeout, argument injection, STARTTLS
- * enforcement, pool limits, host-down marking, relaying with per-recipient
- * LMTP replies and dot-stuffing, and the AUTH mechanisms.
+ * enforcement, pool limits, host-down marking, idle checks, unix sockets,
+ * relaying with per-recipient LMTP replies and dot-stuffing, the SMTP AUTH
+ * mechanisms, and IMAP logins (AUTHENTICATE PLAIN, LOGIN with quoting and
+ * literals).
  *
  * The fake server runs as a child process per test; it logs every command
  * it received and the most concurrent sessions it saw, which is what the
@@ -21,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -61,6 +65,9 @@ static const char *fakeserver_path(void)
     return path;
 }
 
+/* Fake servers of the running test, stopped by teardown if an assert jumped out. */
+static struct fake running[8];
+
 /* Starts fakeserver.py SCENARIO with extra options (NULL-terminated). */
 static void fake_start(struct fake *f, const char *scenario, ...)
 {
@@ -91,6 +98,13 @@ static void fake_start(struct fake *f, const char *scenario, ...)
     f->pid = fork();
     assert_true(f->pid >= 0);
     if (f->pid == 0) {
+        /* never outlive the test, never hold the test's stderr open */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        char errlog[300];
+        snprintf(errlog, sizeof errlog, "%s/stderr", f->dir);
+        int efd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (efd >= 0)
+            dup2(efd, 2);
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
@@ -109,23 +123,43 @@ static void fake_start(struct fake *f, const char *scenario, ...)
         buf[len] = '\0';
     }
     close(fds[0]);
+    for (size_t i = 0; i < ARRAY_SIZE(running); i++) {
+        if (running[i].pid == 0) {
+            running[i] = *f;
+            break;
+        }
+    }
     assert_int_equal(sscanf(buf, "PORT %d", &f->port), 1);
 }
 
 static void fake_stop(struct fake *f)
 {
+    char tmp[320];
+    for (size_t i = 0; i < ARRAY_SIZE(running); i++)
+        if (&running[i] != f && running[i].pid == f->pid)
+            running[i].pid = 0;
     if (f->pid > 0) {
         kill(f->pid, SIGTERM);
         waitpid(f->pid, NULL, 0);
         f->pid = 0;
     }
+    snprintf(tmp, sizeof tmp, "%s/stderr", f->dir);
+    unlink(tmp);
     unlink(f->log);
     unlink(f->status);
-    char tmp[320];
     snprintf(tmp, sizeof tmp, "%s.tmp", f->status);
     unlink(tmp);
     unlink(f->data);
     rmdir(f->dir);
+}
+
+static int stop_leftovers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ARRAY_SIZE(running); i++)
+        if (running[i].pid > 0)
+            fake_stop(&running[i]);
+    return 0;
 }
 
 static char *slurp(const char *path)
@@ -147,6 +181,18 @@ static int log_count(const struct fake *f, const char *line)
     int n = 0;
     for (char *p = strtok(log, "\n"); p; p = strtok(NULL, "\n"))
         if (strcmp(p, line) == 0)
+            n++;
+    free(log);
+    return n;
+}
+
+/* Lines of the command log starting with prefix. */
+static int log_count_prefix(const struct fake *f, const char *prefix)
+{
+    char *log = slurp(f->log);
+    int n = 0;
+    for (char *p = strtok(log, "\n"); p; p = strtok(NULL, "\n"))
+        if (strncmp(p, prefix, strlen(prefix)) == 0)
             n++;
     free(log);
     return n;
@@ -230,7 +276,7 @@ static void check_rcpt_answers(enum remote_proto proto, const char *hello)
     assert_int_equal(st.operations, 3);
     assert_int_equal(st.idle, 1);
     pool_destroy(p);
-    assert_int_equal(log_count(&f, hello), 1);
+    assert_int_equal(log_count_prefix(&f, hello), 1);
     assert_int_equal(log_count(&f, "MAIL FROM:<>"), 1);   /* once per connection */
     assert_int_equal(log_count(&f, "RCPT TO:<nobody@example.org>"), 1);
     assert_int_equal(log_count(&f, "QUIT"), 1);
@@ -240,19 +286,13 @@ static void check_rcpt_answers(enum remote_proto proto, const char *hello)
 static void test_rcpt_smtp(void **state)
 {
     (void)state;
-    char host[256] = "", hello[300];
-    gethostname(host, sizeof host - 1);
-    snprintf(hello, sizeof hello, "EHLO %s", host);
-    check_rcpt_answers(PROTO_SMTP, hello);
+    check_rcpt_answers(PROTO_SMTP, "EHLO ");
 }
 
 static void test_rcpt_lmtp(void **state)
 {
     (void)state;
-    char host[256] = "", hello[300];
-    gethostname(host, sizeof host - 1);
-    snprintf(hello, sizeof hello, "LHLO %s", host);
-    check_rcpt_answers(PROTO_LMTP, hello);
+    check_rcpt_answers(PROTO_LMTP, "LHLO ");
 }
 
 static void test_vrfy_expn(void **state)
@@ -332,6 +372,8 @@ static void test_injection_rejected(void **state)
     fake_start(&f, "normal", "--auth", "alice:secret", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
     struct pool *p = pool_create(&r);
+    /* a live connection first: evil arguments would go out on it */
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
     static const char *const evil[] = {
         "ok@x>\r\nVRFY root", "ok@x\nVRFY root", "ok@x\rVRFY root", "ok@x\x01root",
     };
@@ -359,7 +401,8 @@ static void test_injection_rejected(void **state)
 
     struct pool_stats st;
     pool_get_stats(p, &st);
-    assert_int_equal(st.connects, 0);   /* rejected before anything was written */
+    assert_int_equal(st.connects, 1);   /* rejected before anything was written */
+    assert_int_equal(st.operations, 1);
     pool_destroy(p);
     assert_false(log_has(&f, "root"));
     assert_false(log_has(&f, "RSET"));
@@ -553,6 +596,34 @@ static void test_host_down(void **state)
     pool_destroy(p);
 }
 
+static void test_unix_socket(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN], path[300], address[310];
+    snprintf(path, sizeof path, "/tmp/test_pool.%d.sock", (int)getpid());
+    unlink(path);
+    fake_start(&f, "normal", "--unix", path, NULL);
+    snprintf(address, sizeof address, "unix:%s", path);
+    remote_init(&r, 0, PROTO_LMTP);
+    r.address = address;
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "no@example.org", NULL, reply, err), LOOKUP_NO);
+    pool_destroy(p);
+    fake_stop(&f);
+    unlink(path);
+    /* nobody listening: a connect error that marks the host down */
+    p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, path));
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_true(st.down);
+    pool_destroy(p);
+}
+
 /* The server dropped an idle connection: the next lookup just opens a new one. */
 static void test_idle_dropped_by_server(void **state)
 {
@@ -637,7 +708,7 @@ static void test_relay_lmtp(void **state)
     spool_destroy(msg);
     pool_destroy(p);
     assert_int_equal(log_count(&f, "RSET"), 1);
-    assert_int_equal(log_count(&f, "MAIL FROM:<sender@example.net> SIZE=40 BODY=8BITMIME"), 1);
+    assert_int_equal(log_count(&f, "MAIL FROM:<sender@example.net> SIZE=38 BODY=8BITMIME"), 1);
     char *data = slurp(f.data);
     assert_string_equal(data, "=== ok1@example.org oktemp@example.org okperm@example.org\n"
                               "Subject: t\r\n\r\n..hidden\r\nline\r\n...two\r\n..\r\nlast\r\n"
@@ -798,6 +869,94 @@ static void test_relay_user_auth(void **state)
     fake_stop(&f);
 }
 
+/* One IMAP server with CAPS and the user alice@example.org / PASS. */
+static void check_imap_auth(const char *caps, const char *pass, const char *wrong,
+                            const char *expect_line)
+{
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN], auth[300];
+    snprintf(auth, sizeof auth, "alice@example.org:%s", pass);
+    fake_start(&f, "normal", "--proto", "imap", "--imap-caps", caps, "--auth", auth, NULL);
+    remote_init(&r, f.port, PROTO_IMAP);
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "alice@example.org", pass, reply, err), LOOKUP_YES);
+    assert_non_null(strstr(reply, "OK"));
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "alice@example.org", wrong, reply, err), LOOKUP_NO);
+    assert_non_null(strstr(reply, "NO"));
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 2);   /* logged in: never reused */
+    assert_int_equal(st.open, 0);
+    pool_destroy(p);
+    if (!log_has(&f, expect_line))
+        print_message("command log:\n%s\n", slurp(f.log));
+    assert_true(log_has(&f, expect_line));
+    assert_int_equal(log_count(&f, "a3 LOGOUT"), 2);
+    fake_stop(&f);
+}
+
+static void test_imap_auth(void **state)
+{
+    (void)state;
+    /* base64("\0alice@example.org\0secret") */
+    check_imap_auth("AUTH=PLAIN SASL-IR", "secret", "wrong",
+                    "a2 AUTHENTICATE PLAIN AGFsaWNlQGV4YW1wbGUub3JnAHNlY3JldA==");
+    check_imap_auth("AUTH=PLAIN", "secret", "wrong", "a2 AUTHENTICATE PLAIN\n");
+    check_imap_auth("AUTH=LOGIN", "se\"cr\\et x", "se\"cr\\et",
+                    "a2 LOGIN \"alice@example.org\" \"se\\\"cr\\\\et x\"");
+    check_imap_auth("", "p\xc3\xa4ssw\xc3\xb6rd", "p\xc3\xa4ssw\xc3\xb6rD",
+                    "a2 LOGIN \"alice@example.org\" {10}");
+    check_imap_auth("LITERAL+", "p\xc3\xa4ssw\xc3\xb6rd", "passw",
+                    "a2 LOGIN \"alice@example.org\" {10+}");
+}
+
+static void test_imap_faults(void **state)
+{
+    (void)state;
+    static const char *const scenarios[] = { "garbage", "hang", "bigline", "slow" };
+    for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++) {
+        struct fake f;
+        struct remote_cfg r;
+        char reply[256], err[ERRLEN];
+        fake_start(&f, scenarios[i], "--proto", "imap", "--auth", "a:b", "--delay", "2.5", NULL);
+        remote_init(&r, f.port, PROTO_IMAP);
+        struct pool *p = pool_create(&r);
+        int64_t t0 = now_ms();
+        assert_int_equal(lookup(p, LOOKUP_AUTH, "a", "b", reply, err), LOOKUP_ERROR);
+        print_message("imap %-8s -> %lld ms: %s\n", scenarios[i], (long long)(now_ms() - t0), err);
+        assert_true(now_ms() - t0 < 3000);
+        pool_destroy(p);
+        fake_stop(&f);
+    }
+    /* LOGINDISABLED and no AUTH=PLAIN: nothing to log in with */
+    struct fake f;
+    struct remote_cfg r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", "--proto", "imap", "--imap-caps", "LOGINDISABLED", "--auth", "a:b",
+               NULL);
+    remote_init(&r, f.port, PROTO_IMAP);
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "a", "b", reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "neither"));
+    pool_destroy(p);
+    assert_false(log_has(&f, "LOGIN \""));
+    fake_stop(&f);
+    /* STARTTLS demanded but not offered: no credentials in plain text */
+    fake_start(&f, "normal", "--proto", "imap", "--auth", "a:b", NULL);
+    remote_init(&r, f.port, PROTO_IMAP);
+    r.tls_enable = true;
+    r.tls_implicit = false;
+    p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_AUTH, "a", "b", reply, err), LOOKUP_ERROR);
+    assert_non_null(strstr(err, "STARTTLS"));
+    pool_destroy(p);
+    assert_true(log_has(&f, "a1 CAPABILITY"));
+    assert_false(log_has(&f, "AUTHENTICATE"));
+    assert_false(log_has(&f, "LOGIN"));
+    fake_stop(&f);
+}
+
 static void test_imap_rejects_smtp_lookups(void **state)
 {
     (void)state;
@@ -821,27 +980,30 @@ int main(void)
     log_init("test_pool", false, dbg && *dbg ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kind_names),
-        cmocka_unit_test(test_rcpt_smtp),
-        cmocka_unit_test(test_rcpt_lmtp),
-        cmocka_unit_test(test_vrfy_expn),
-        cmocka_unit_test(test_faults),
-        cmocka_unit_test(test_injection_rejected),
-        cmocka_unit_test(test_starttls_required),
-        cmocka_unit_test(test_implicit_tls_to_plain_server),
-        cmocka_unit_test(test_concurrency_limit),
-        cmocka_unit_test(test_limits_requests),
-        cmocka_unit_test(test_limits_errors),
-        cmocka_unit_test(test_host_down),
-        cmocka_unit_test(test_idle_dropped_by_server),
-        cmocka_unit_test(test_noop_before_reuse),
-        cmocka_unit_test(test_relay_lmtp),
-        cmocka_unit_test(test_relay_smtp_one_reply),
-        cmocka_unit_test(test_relay_tempfail_data),
-        cmocka_unit_test(test_relay_timeout_after_data),
-        cmocka_unit_test(test_auth_mechanisms),
-        cmocka_unit_test(test_relay_user_auth),
-        cmocka_unit_test(test_imap_rejects_smtp_lookups),
+        cmocka_unit_test_teardown(test_kind_names, stop_leftovers),
+        cmocka_unit_test_teardown(test_rcpt_smtp, stop_leftovers),
+        cmocka_unit_test_teardown(test_rcpt_lmtp, stop_leftovers),
+        cmocka_unit_test_teardown(test_vrfy_expn, stop_leftovers),
+        cmocka_unit_test_teardown(test_faults, stop_leftovers),
+        cmocka_unit_test_teardown(test_injection_rejected, stop_leftovers),
+        cmocka_unit_test_teardown(test_starttls_required, stop_leftovers),
+        cmocka_unit_test_teardown(test_implicit_tls_to_plain_server, stop_leftovers),
+        cmocka_unit_test_teardown(test_concurrency_limit, stop_leftovers),
+        cmocka_unit_test_teardown(test_limits_requests, stop_leftovers),
+        cmocka_unit_test_teardown(test_limits_errors, stop_leftovers),
+        cmocka_unit_test_teardown(test_host_down, stop_leftovers),
+        cmocka_unit_test_teardown(test_unix_socket, stop_leftovers),
+        cmocka_unit_test_teardown(test_idle_dropped_by_server, stop_leftovers),
+        cmocka_unit_test_teardown(test_noop_before_reuse, stop_leftovers),
+        cmocka_unit_test_teardown(test_relay_lmtp, stop_leftovers),
+        cmocka_unit_test_teardown(test_relay_smtp_one_reply, stop_leftovers),
+        cmocka_unit_test_teardown(test_relay_tempfail_data, stop_leftovers),
+        cmocka_unit_test_teardown(test_relay_timeout_after_data, stop_leftovers),
+        cmocka_unit_test_teardown(test_auth_mechanisms, stop_leftovers),
+        cmocka_unit_test_teardown(test_relay_user_auth, stop_leftovers),
+        cmocka_unit_test_teardown(test_imap_auth, stop_leftovers),
+        cmocka_unit_test_teardown(test_imap_faults, stop_leftovers),
+        cmocka_unit_test_teardown(test_imap_rejects_smtp_lookups, stop_leftovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
