@@ -14,7 +14,8 @@ the wire, dot-stuffed) to --data, and --status holds "max=<most concurrent
 sessions> total=<sessions> active=<now>".
 
 Scenarios:
-  normal        EHLO/LHLO with PIPELINING; RCPT: local part "ok*" 250, else 550 5.1.1
+  normal        EHLO/LHLO with PIPELINING; RCPT: local part "ok*" 250, else 550 5.1.1;
+                any address at a domain starting with "catchall" 250 (a catch-all)
   nostarttls    same as normal (it never offers STARTTLS)
   garbage       the greeting is not an SMTP reply
   hang          accepts and never says anything
@@ -224,7 +225,8 @@ class Session(socketserver.BaseRequestHandler):
             self.reply("451 4.3.0 fake: try again later")
             return
         addr = line.split(b":", 1)[1] if b":" in line else b""
-        if local_part(addr).startswith(b"ok"):
+        domain = addr.strip().rstrip(b">").rpartition(b"@")[2]
+        if local_part(addr).startswith(b"ok") or domain.startswith(b"catchall"):
             self.rcpts.append(addr.strip().lstrip(b"<").rstrip(b">"))
             self.reply("250 2.1.5 Ok")
         else:
