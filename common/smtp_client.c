@@ -740,17 +740,29 @@ static int step_tls(struct smtp_session *s, int64_t deadline_ms, char *err, size
     return 0;
 }
 
-static int step_greeting(struct smtp_session *s, int64_t deadline_ms, char *err, size_t errlen)
+/*
+ * Reads the reply to `what` and requires code `want`; anything else is an
+ * error that names the peer and quotes its reply after `refusal`.
+ */
+static int expect_reply(struct smtp_session *s, const char *what, int want, const char *refusal,
+                        int64_t deadline_ms, char *err, size_t errlen)
 {
-    int code = read_reply(s, "connect (greeting)", deadline_ms, err, errlen);
+    int code = read_reply(s, what, deadline_ms, err, errlen);
     if (code < 0)
         return -1;
-    if (code != 220) {
+    if (code != want) {
         char r[256];
         reply_summary(s, r, sizeof r);
-        set_error(err, errlen, "%s greeted with: %s", s->peer, r);
+        set_error(err, errlen, "%s %s: %s", s->peer, refusal, r);
         return -1;
     }
+    return 0;
+}
+
+static int step_greeting(struct smtp_session *s, int64_t deadline_ms, char *err, size_t errlen)
+{
+    if (expect_reply(s, "connect (greeting)", 220, "greeted with", deadline_ms, err, errlen) < 0)
+        return -1;
     s->phase = SP_HELLO;
     return 0;
 }
@@ -770,15 +782,9 @@ static int step_hello(struct smtp_session *s, int64_t deadline_ms, char *err, si
     pthread_once(&helo_once, helo_init);
     if (send_cmd(s, deadline_ms, err, errlen, "%s %s", verb, helo_name) < 0)
         return -1;
-    int code = read_reply(s, verb, deadline_ms, err, errlen);
-    if (code < 0)
+    if (expect_reply(s, verb, 250, s->lmtp ? "refused LHLO" : "refused EHLO", deadline_ms, err,
+                     errlen) < 0)
         return -1;
-    if (code != 250) {
-        char r[256];
-        reply_summary(s, r, sizeof r);
-        set_error(err, errlen, "%s refused %s: %s", s->peer, verb, r);
-        return -1;
-    }
     parse_caps(s);
     s->phase = after_hello(s);
     return 0;
@@ -792,15 +798,8 @@ static int step_starttls(struct smtp_session *s, int64_t deadline_ms, char *err,
     }
     if (send_cmd(s, deadline_ms, err, errlen, "STARTTLS") < 0)
         return -1;
-    int code = read_reply(s, "STARTTLS", deadline_ms, err, errlen);
-    if (code < 0)
+    if (expect_reply(s, "STARTTLS", 220, "refused STARTTLS", deadline_ms, err, errlen) < 0)
         return -1;
-    if (code != 220) {
-        char r[256];
-        reply_summary(s, r, sizeof r);
-        set_error(err, errlen, "%s refused STARTTLS: %s", s->peer, r);
-        return -1;
-    }
     s->phase = SP_TLS_UPGRADE;
     return 0;
 }
