@@ -10,8 +10,12 @@
  *                 SQL_MAX_CONNS are opened on demand and callers beyond
  *                 that wait for one to come back. A connection that saw an
  *                 error is closed, so a replaced database file is reopened;
+ *   postgresql    the same on PostgreSQL, in lists_pg.c (a load-time error
+ *                 "not built in" when compiled without libpq);
  *   remote        a rcpt lookup through lookup_run() (cache, then pool).
- * PostgreSQL is not built in: asking for it is a load-time error.
+ * Both SQL kinds check the query at load by connecting and preparing it, so
+ * an unreadable database or an unreachable server stops a config from
+ * loading (at start, -n and reload alike); later failures are lookup errors.
  *
  * Must not: log (errors go up through err), keep a key after returning,
  * or write to a database.
@@ -28,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lists_pg.h"
 #include "lookup.h"
 #include "pool.h"
 #include "util.h"
@@ -35,7 +40,7 @@
 #define SQL_MAX_CONNS 8
 #define SQL_BUSY_TIMEOUT_MS 2000
 
-enum list_type { LIST_SET, LIST_SQL, LIST_REMOTE };
+enum list_type { LIST_SET, LIST_SQL, LIST_PG, LIST_REMOTE };
 
 struct strset {
     char **slots;   /* NULL = empty */
@@ -63,6 +68,7 @@ struct list {
     enum list_type type;
     struct strset set;
     struct sql_list sql;
+    struct pg_list *pg;
     struct remote_cfg *remote;
 };
 
@@ -252,13 +258,26 @@ static struct sql_conn *sql_conn_open(const char *path, const char *query, char 
     return c;
 }
 
+static struct list *list_new_pg(const char *name, const struct database_cfg *db,
+                                const char *query, char *err, size_t errlen)
+{
+    if (!db->conninfo || !db->conninfo[0]) {
+        set_error(err, errlen, "database '%s' has no conninfo", db->id ? db->id : "");
+        return NULL;
+    }
+    struct pg_list *pg = pg_list_new(name, db->conninfo, query, err, errlen);
+    if (!pg)
+        return NULL;
+    struct list *l = list_alloc(name, LIST_PG);
+    l->pg = pg;
+    return l;
+}
+
 struct list *list_new_sql(const char *name, const struct database_cfg *db, const char *query,
                           char *err, size_t errlen)
 {
-    if (db->type && strcmp(db->type, "postgresql") == 0) {
-        set_error(err, errlen, "postgresql support is not built in");
-        return NULL;
-    }
+    if (db->type && strcmp(db->type, "postgresql") == 0)
+        return list_new_pg(name, db, query, err, errlen);
     if (!db->type || strcmp(db->type, "sqlite") != 0) {
         set_error(err, errlen, "unknown database type '%s'", db->type ? db->type : "");
         return NULL;
@@ -389,6 +408,8 @@ void list_free(struct list *l)
         set_free(&l->set);
     else if (l->type == LIST_SQL)
         sql_free(&l->sql);
+    else if (l->type == LIST_PG)
+        pg_list_free(l->pg);
     free(l->name);
     free(l);
 }
@@ -409,6 +430,8 @@ int list_contains(struct list *l, const char *key, char *err, size_t errlen)
         return set_contains(&l->set, key) ? 1 : 0;
     case LIST_SQL:
         return sql_contains(l, key, err, errlen);
+    case LIST_PG:
+        return pg_list_contains(l->pg, key, err, errlen);
     case LIST_REMOTE:
         return remote_contains(l, key, err, errlen);
     }

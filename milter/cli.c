@@ -20,6 +20,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "milter.h"
+#include "lists_pg.h"
 #include "redis.h"
 #include "route.h"
 #include "validate.h"
@@ -204,6 +205,8 @@ int cli_version(void)
 #ifdef NEXTHOP_HAVE_MICROHTTPD
     printf("libmicrohttpd %s\n", MHD_get_version());
 #endif
+    if (pg_list_libversion() > 0)
+        printf("libpq %d.%d\n", pg_list_libversion() / 10000, pg_list_libversion() % 10000);
     if (redis_client_version())
         printf("%s\n", redis_client_version());
     return 0;
