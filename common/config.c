@@ -137,6 +137,7 @@ struct loader {
     char *err;         /* all errors, newline separated */
     size_t errlen;
     int nerrors;
+    bool inline_secret;   /* some remote has auth.secret in this file */
 };
 
 static void add_error(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
@@ -352,9 +353,14 @@ static char *read_secret_file(struct loader *ld, const config_setting_t *s, cons
 {
     FILE *fp = fopen(path, "r");
     char line[1024];
+    struct stat st;
     if (!fp) {
         add_error(ld, s, "auth.secret-file: cannot read %s: %s", path, strerror(errno));
         return NULL;
+    }
+    if (fstat(fileno(fp), &st) == 0 && (st.st_mode & S_IROTH) && !ld->cfg->exposed_secret_file) {
+        ld->cfg->world_readable_secret = true;
+        ld->cfg->exposed_secret_file = xstrdup(path);
     }
     if (!fgets(line, sizeof line, fp))
         line[0] = '\0';
@@ -414,7 +420,7 @@ static void load_remote(struct loader *ld, struct remote_cfg *r, const config_se
             r->auth_secret = read_secret_file(ld, sf, config_setting_get_string(sf));
     }
     if (config_setting_lookup((config_setting_t *)g, "auth.secret"))
-        ld->cfg->world_readable_secret = true;   /* checked against the file mode later */
+        ld->inline_secret = true;   /* checked against the file mode later */
     if (r->auth_secret && !r->auth_username)
         add_error(ld, g, "remote.%s.auth: secret without username", r->id);
     if (!r->tls_enable && r->address && !is_loopback(r->address))
@@ -602,12 +608,15 @@ static void check_services(struct loader *ld)
         add_error(ld, lookup_setting(ld, "auth-service"), "auth-service: socket without lookup");
 }
 
+/* A secret anyone on the machine can read gets a warning (at start and from -n). */
 static void check_file_mode(struct loader *ld)
 {
     struct stat st;
-    if (!ld->cfg->world_readable_secret)
+    if (!ld->inline_secret || stat(ld->file, &st) != 0 || !(st.st_mode & S_IROTH))
         return;
-    ld->cfg->world_readable_secret = stat(ld->file, &st) == 0 && (st.st_mode & S_IROTH);
+    ld->cfg->world_readable_secret = true;
+    free(ld->cfg->exposed_secret_file);
+    ld->cfg->exposed_secret_file = xstrdup(ld->file);
 }
 
 struct nh_config *config_load(const char *file, char *err, size_t errlen)
@@ -713,7 +722,7 @@ void config_unref(struct nh_config *cfg)
     for (size_t i = 0; i < cfg->n_databases; i++)
         free_database(&cfg->databases[i]);
     free(cfg->databases);
-    char **strings[] = { &cfg->path, &cfg->socket, &cfg->user, &cfg->group, &cfg->pidfile,
+    char **strings[] = { &cfg->path, &cfg->exposed_secret_file, &cfg->socket, &cfg->user, &cfg->group, &cfg->pidfile,
                          &cfg->routing_header, &cfg->stats_listen, &cfg->redis, &cfg->redis_prefix,
                          &cfg->socketmap_listen, &cfg->auth_service_socket, &cfg->auth_service_lookup };
     for (size_t i = 0; i < ARRAY_SIZE(strings); i++)

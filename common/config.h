@@ -102,7 +102,8 @@ struct nh_config {
     char *socketmap_listen;
     char *auth_service_socket, *auth_service_lookup;
 
-    bool world_readable_secret;           /* warn at start and from -n */
+    bool world_readable_secret;           /* warn at start and from -n ... */
+    char *exposed_secret_file;            /* ... naming this file (config or secret-file) */
 };
 
 /*

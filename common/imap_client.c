@@ -37,6 +37,7 @@ struct imap_session {
     unsigned tag;
     char peer[300];
     char line[CONN_LINE_MAX + 1];
+    bool in_auth;   /* replies may echo credentials: keep only their status */
 };
 
 enum imap_status { IS_OK = 0, IS_NO, IS_BAD, IS_CONTINUE };
@@ -131,7 +132,7 @@ static int read_line(struct imap_session *s, const char *step, int64_t deadline_
         broken(s);
         return -1;
     }
-    log_debug("imap %s < %s", s->peer, s->line);
+    log_debug("imap %s < %.*s", s->peer, s->in_auth ? 8 : (int)sizeof s->line, s->line);
     return n;
 }
 
@@ -142,7 +143,8 @@ static int untagged(struct imap_session *s, const char *step, char *err, size_t 
     if (word_is(p, "CAPABILITY"))
         parse_caps(s, p + 10);
     if (word_is(p, "BYE")) {
-        set_error(err, errlen, "%s closed the session after %s: %.200s", s->peer, step, p);
+        set_error(err, errlen, "%s closed the session after %s: %.200s", s->peer, step,
+                  s->in_auth ? "(text not shown during login)" : p);
         broken(s);
         return -1;
     }
@@ -173,8 +175,8 @@ static int read_response(struct imap_session *s, const char *step, bool allow_co
         if (strncasecmp(s->line, tag, (size_t)tl) != 0)
             break;
         const char *st = s->line + tl;
-        if (reply && replylen)
-            snprintf(reply, replylen, "%s", st);
+        if (reply && replylen)   /* during login: "NO", "OK", "BAD" without the text */
+            snprintf(reply, replylen, "%.*s", s->in_auth ? (int)strcspn(st, " ") : (int)replylen, st);
         if (word_is(st, "OK"))
             return IS_OK;
         if (word_is(st, "NO"))
@@ -184,7 +186,7 @@ static int read_response(struct imap_session *s, const char *step, bool allow_co
         break;
     }
     set_error(err, errlen, "unexpected reply from %s after %s: \"%.60s\"", s->peer, step,
-              s->line);
+              s->in_auth ? "(not shown during login)" : s->line);
     broken(s);
     return -1;
 }
@@ -450,14 +452,17 @@ static enum lookup_result lookup_auth(struct imap_session *s, const char *user,
         set_error(err, errlen, "refusing to log in to %s over plain text", s->peer);
         return LOOKUP_ERROR;
     }
+    s->in_auth = true;
     if (s->caps.auth_plain) {
         st = authenticate_plain(s, user, pass, reply, replylen, deadline_ms, err, errlen);
     } else if (!s->caps.logindisabled) {
         st = login(s, user, pass, reply, replylen, deadline_ms, err, errlen);
     } else {
+        s->in_auth = false;
         set_error(err, errlen, "%s offers neither AUTH=PLAIN nor LOGIN", s->peer);
         return LOOKUP_ERROR;
     }
+    s->in_auth = false;
     if (s->phase != IP_BROKEN)
         s->phase = IP_USER_AUTHED;
     if (st == IS_OK)

@@ -41,6 +41,7 @@ struct smtp_reply {
     int nlines;
     char *text;                 /* full lines joined by '\n' */
     size_t len, cap;
+    bool redacted;              /* read during AUTH: only its codes may be shown */
 };
 
 struct smtp_session {
@@ -53,6 +54,7 @@ struct smtp_session {
     struct smtp_caps caps;
     int tx_probes;              /* RCPT probes in the open transaction */
     bool need_rset;             /* the server may hold transaction state */
+    bool in_auth;               /* replies may echo credentials: never log their text */
     char peer[300];
     char line[CONN_LINE_MAX + 1];
     struct smtp_reply rep;
@@ -255,6 +257,7 @@ static int read_reply(struct smtp_session *s, const char *step, int64_t deadline
     rep->code = 0;
     rep->nlines = 0;
     rep->len = 0;
+    rep->redacted = s->in_auth;
     for (;;) {
         int n = conn_read_line(s->c, s->line, sizeof s->line, step_deadline(s, deadline_ms),
                                inner, sizeof inner);
@@ -266,7 +269,7 @@ static int read_reply(struct smtp_session *s, const char *step, int64_t deadline
         int code = 0;
         if (!reply_line_ok(s->line, n, rep->code, &code)) {
             set_error(err, errlen, "garbage reply from %s after %s: \"%.60s\"", s->peer, step,
-                      s->line);
+                      s->in_auth ? "(not shown during AUTH)" : s->line);
             broken(s);
             return -1;
         }
@@ -278,7 +281,8 @@ static int read_reply(struct smtp_session *s, const char *step, int64_t deadline
         }
         rep->code = code;
         reply_append(rep, s->line, (size_t)n);
-        log_debug("%s %s < %s", s->lmtp ? "lmtp" : "smtp", s->peer, s->line);
+        log_debug("%s %s < %.*s", s->lmtp ? "lmtp" : "smtp", s->peer,
+                  s->in_auth ? 3 : (int)sizeof s->line, s->line);
         if (n == 3 || s->line[3] == ' ')
             break;
     }
@@ -295,6 +299,14 @@ static void reply_summary(const struct smtp_session *s, char *out, size_t n)
     if (n == 0)
         return;
     out[0] = '\0';
+    if (s->rep.redacted && p) {
+        /* A reply during AUTH may echo what we sent: keep "535 5.7.8" only. */
+        size_t keep = strspn(p, "0123456789");
+        if (p[keep] == ' ' || p[keep] == '-')
+            keep += 1 + strspn(p + keep + 1, "0123456789.");
+        snprintf(out, n, "%.*s(text not shown)", (int)keep, p);
+        return;
+    }
     for (int i = 0; p && *p && o + 1 < n; i++) {
         const char *e = strchr(p, '\n');
         size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -697,16 +709,22 @@ static int smtp_auth(struct smtp_session *s, const char *user, const char *pass,
         return -1;
     }
     unsigned m = s->caps.mechs;
+    int rc;
+    s->in_auth = true;
     if (m & MECH_SCRAM_SHA256)
-        return auth_scram_sha256(&st);
-    if (m & MECH_CRAM_MD5)
-        return auth_cram_md5(&st);
-    if (m & MECH_PLAIN)
-        return auth_plain(&st);
-    if (m & MECH_LOGIN)
-        return auth_login(&st);
-    set_error(err, errlen, "%s offers no AUTH mechanism we support", s->peer);
-    return -1;
+        rc = auth_scram_sha256(&st);
+    else if (m & MECH_CRAM_MD5)
+        rc = auth_cram_md5(&st);
+    else if (m & MECH_PLAIN)
+        rc = auth_plain(&st);
+    else if (m & MECH_LOGIN)
+        rc = auth_login(&st);
+    else {
+        set_error(err, errlen, "%s offers no AUTH mechanism we support", s->peer);
+        rc = -1;
+    }
+    s->in_auth = false;
+    return rc;
 }
 
 /* ------------------------------------------------------------ opening */

@@ -237,8 +237,8 @@ int daemon_run(const struct options *opt)
     if (!opt->verbose && cfg->log_level >= 0)
         log_set_level((enum log_level)cfg->log_level);
     if (cfg->world_readable_secret)
-        log_warning("%s holds auth.secret and is readable by everyone: chmod o-r it or use "
-                    "auth.secret-file", cfg->path);
+        log_warning("%s holds an auth secret and is readable by everyone: chmod o-r it (or move "
+                    "the secret to an auth.secret-file that is)", cfg->exposed_secret_file);
     config_install(cfg);
 
     const char *conn = opt->socket ? opt->socket : cfg->socket;

@@ -44,6 +44,10 @@ static void test_refused(void **state)
         "<alice@-example.org>", "<alice@example..org>", "<alice@>", "<@example.org>", "<\"open@example.org>",
         "<alice@example.org\x7f>", "<\xff\xfe@example.org>", "<\xc3@example.org>", "<a\x01@example.org>",
         "<>", "", "<alice@exa<mple.org>",
+        "<a\xed\xa0\x80@example.org>",      /* surrogate */
+        "<a\xf4\x90\x80\x80@example.org>",  /* above U+10FFFF */
+        "<a\xe0\x80\xaf@example.org>",      /* overlong */
+        "<a\xc0\xaf@example.org>",          /* overlong */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char out[ADDR_MAX + 1], err[256] = "";

@@ -149,12 +149,18 @@ static void test_secret_file_read_and_world_readable(void **state)
     FILE *fp = fopen(sf, "w");
     fputs("s3cret\n", fp);
     fclose(fp);
+    chmod(sf, 0600);
     char text[1024];
     snprintf(text, sizeof text,
              "remote = { a = { address = \"h\"; auth = { username = \"u\"; secret-file = \"%s\"; }; }; };\n", sf);
     struct nh_config *cfg = expect_ok(text);
     assert_string_equal(config_remote(cfg, "a")->auth_secret, "s3cret");
     assert_false(cfg->world_readable_secret);
+    config_unref(cfg);
+    chmod(sf, 0644);   /* a secret-file anyone can read is flagged too */
+    cfg = expect_ok(text);
+    assert_true(cfg->world_readable_secret);
+    assert_string_equal(cfg->exposed_secret_file, sf);
     config_unref(cfg);
     unlink(sf);
 
