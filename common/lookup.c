@@ -11,6 +11,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,9 @@ static void salt_init(void)
 struct remote_rt *remote_rt_create(const struct remote_cfg *r)
 {
     struct remote_rt *rt = xcalloc(1, sizeof *rt);
+    rt->remote = r;
+    pthread_mutex_init(&rt->lock, NULL);
+    pthread_cond_init(&rt->wake, NULL);
     rt->pool = pool_create(r);
     rt->cache = cache_create((size_t)r->cache_entries, r->ttl_positive_ms, r->ttl_negative_ms,
                              r->ttl_stale_ms);
@@ -53,6 +57,17 @@ void remote_rt_destroy(struct remote_rt *rt)
 {
     if (!rt)
         return;
+    pthread_mutex_lock(&rt->lock);
+    rt->stopping = true;
+    pthread_cond_signal(&rt->wake);
+    bool running = rt->prober_running;
+    pthread_mutex_unlock(&rt->lock);
+    if (running)
+        pthread_join(rt->prober, NULL);
+    for (int i = 0; i < rt->queued; i++)
+        free(rt->queue[i]);
+    pthread_mutex_destroy(&rt->lock);
+    pthread_cond_destroy(&rt->wake);
     if (rt->pool)
         pool_destroy(rt->pool);
     if (rt->cache)
@@ -119,24 +134,71 @@ static size_t make_key(enum lookup_kind kind, const char *arg, const char *passw
  * whether the host accepts a random local part too: then the domain is a
  * catch-all and later recipients there need no probe.
  */
-static void learn_catch_all(struct remote_cfg *r, const char *domain)
+static void probe_catch_all(struct remote_rt *rt, const char *domain)
 {
     char probe[ADDR_MAX], reply[256], err[ERRLEN];
     unsigned char rnd[8];
     size_t dlen = strlen(domain);
-    if (!*domain || cache_get(r->rt->catch_all, domain, dlen, now_ms()) >= 0)
+    if (cache_get(rt->catch_all, domain, dlen, now_ms()) >= 0)
         return;
     if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof rnd) != 0)
         return;
     snprintf(probe, sizeof probe, "nexthop-probe-%02x%02x%02x%02x%02x%02x%02x%02x@%s", rnd[0], rnd[1],
              rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], domain);
-    int res = pool_lookup(r->rt->pool, LOOKUP_RCPT, probe, NULL, NULL, reply, sizeof reply, err,
+    int res = pool_lookup(rt->pool, LOOKUP_RCPT, probe, NULL, NULL, reply, sizeof reply, err,
                           sizeof err);
-    if (res == LOOKUP_ERROR)
+    if (res == LOOKUP_ERROR) {
+        log_debug("remote=%s domain=%s catch-all probe failed: %s", rt->remote->id, domain, err);
         return;
-    cache_put(r->rt->catch_all, domain, dlen, res == LOOKUP_YES, now_ms());
+    }
+    cache_put(rt->catch_all, domain, dlen, res == LOOKUP_YES, now_ms());
     if (res == LOOKUP_YES)
-        log_info("remote=%s domain=%s accepts any local part: treated as catch-all", r->id, domain);
+        log_info("remote=%s domain=%s accepts any local part: treated as catch-all",
+                 rt->remote->id, domain);
+}
+
+static void *prober_main(void *arg)
+{
+    struct remote_rt *rt = arg;
+    pthread_mutex_lock(&rt->lock);
+    for (;;) {
+        while (!rt->stopping && rt->queued == 0)
+            pthread_cond_wait(&rt->wake, &rt->lock);
+        if (rt->stopping)
+            break;
+        char *domain = rt->queue[--rt->queued];
+        pthread_mutex_unlock(&rt->lock);
+        probe_catch_all(rt, domain);
+        free(domain);
+        pthread_mutex_lock(&rt->lock);
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return NULL;
+}
+
+/* Queues a catch-all probe for domain (dropped when the queue is full). */
+static void learn_catch_all(struct remote_rt *rt, const char *domain)
+{
+    if (!*domain || cache_get(rt->catch_all, domain, strlen(domain), now_ms()) >= 0)
+        return;
+    pthread_mutex_lock(&rt->lock);
+    bool queued = false;
+    for (int i = 0; i < rt->queued; i++)
+        queued |= strcmp(rt->queue[i], domain) == 0;
+    if (!queued && !rt->stopping && rt->queued < CATCH_ALL_QUEUE) {
+        if (!rt->prober_running) {
+            sigset_t all, old;
+            sigfillset(&all);   /* the prober must not take the daemon's signals */
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+            rt->prober_running = pthread_create(&rt->prober, NULL, prober_main, rt) == 0;
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
+        if (rt->prober_running) {
+            rt->queue[rt->queued++] = xstrdup(domain);
+            pthread_cond_signal(&rt->wake);
+        }
+    }
+    pthread_mutex_unlock(&rt->lock);
 }
 
 static const char *result_name(int res)
@@ -191,7 +253,7 @@ enum lookup_result lookup_run(struct remote_cfg *r, enum lookup_kind kind, const
         info->cached = src != CACHE_SRC_REMOTE || from_redis;
         if (res == LOOKUP_YES && src == CACHE_SRC_REMOTE && !from_redis && kind == LOOKUP_RCPT &&
             r->catch_all)
-            learn_catch_all(r, domain);
+            learn_catch_all(r->rt, domain);
     }
     info->ms = (long)(now_ms() - start);
     static const char *const src_names[] = { "remote", "cache", "stale", "shared" };

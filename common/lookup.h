@@ -16,10 +16,22 @@
 #include "config.h"
 #include "pool.h"
 
+#include <pthread.h>
+
+#define CATCH_ALL_QUEUE 64
+
 struct remote_rt {
+    const struct remote_cfg *remote;
     struct pool *pool;
     struct cache *cache;
     struct cache *catch_all;   /* domains found to accept anything */
+    /* Catch-all probes run on one background thread, never on the RCPT path. */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    char *queue[CATCH_ALL_QUEUE];
+    int queued;
+    bool prober_running, stopping;
+    pthread_t prober;
 };
 
 struct remote_rt *remote_rt_create(const struct remote_cfg *r);

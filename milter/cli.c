@@ -99,6 +99,8 @@ int cli_query(const char *file, const char *remote_id, const char *kind_name, co
         fprintf(stderr, "%s\n", err);
     else
         rc = -1;
+    if (r)
+        r->catch_all = false;   /* one lookup: nothing to learn for later ones */
     if (rc != -1)
         goto out;
     if (kind == LOOKUP_AUTH) {
