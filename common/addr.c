@@ -4,8 +4,10 @@
  */
 #include "addr.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util.h"
 
@@ -99,13 +101,28 @@ static bool valid_local(const char *p, const char *end)
     return dot_ok;   /* no trailing dot */
 }
 
+/* "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC 5321 4.1.3); the tag in any case. */
+static bool valid_literal(const char *p, size_t len)
+{
+    char inner[64];
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (len < 3 || p[len - 1] != ']' || len - 2 >= sizeof inner)
+        return false;
+    memcpy(inner, p + 1, len - 2);
+    inner[len - 2] = '\0';
+    if (strncasecmp(inner, "IPv6:", 5) == 0)
+        return inet_pton(AF_INET6, inner + 5, &a6) == 1;
+    return inet_pton(AF_INET, inner, &a4) == 1;
+}
+
 static bool valid_domain(const char *p)
 {
     size_t len = strlen(p);
     if (len < 1 || len > DOMAIN_MAX)
         return false;
     if (*p == '[')
-        return p[len - 1] == ']' && strspn(p + 1, "0123456789abcdefABCDEF.:IPv6") == len - 2;
+        return valid_literal(p, len);
     size_t label = 0;
     for (const char *q = p; *q; q++) {
         unsigned char c = (unsigned char)*q;
@@ -206,7 +223,7 @@ int addr_normalize(const char *raw, bool allow_null, char *out, size_t outlen, c
     }
     strcpy(out, buf);
     if (*at == '@')
-        str_lower(out + (at - buf) + 1);
+        str_lower(out + (at - buf) + 1);   /* literals too: "[ipv6:...]" is still valid */
     return 0;
 }
 

@@ -137,35 +137,57 @@ struct loader {
     char *err;         /* all errors, newline separated */
     size_t errlen;
     int nerrors;
+    bool truncated;       /* err is full */
     bool inline_secret;   /* some remote has auth.secret in this file */
 };
 
 static void add_error(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Appends one complete line to the error text, or, when it no longer fits,
+ * a last line saying so: every line stays a whole "FILE:LINE: ..." line.
+ */
+static void append_error_line(struct loader *ld, const char *line)
+{
+    static const char more[] = "(more errors not shown)";
+    size_t used = strlen(ld->err), need = strlen(line) + (used ? 1 : 0);
+    ld->nerrors++;
+    if (ld->truncated)
+        return;
+    if (used + need + sizeof more + 1 >= ld->errlen) {
+        ld->truncated = true;
+        line = more;
+        need = strlen(line) + (used ? 1 : 0);
+        if (used + need >= ld->errlen)
+            return;
+    }
+    snprintf(ld->err + used, ld->errlen - used, "%s%s", used ? "\n" : "", line);
+}
+
 static void add_error(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
 {
-    char msg[ERRLEN];
+    char msg[ERRLEN], line[ERRLEN + 600];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t used = strlen(ld->err);
+    str_printable(msg, sizeof msg, msg);   /* a value may hold a newline: one error, one line */
     const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s) : ld->file;
-    int line = s ? (int)config_setting_source_line(s) : 0;
-    if (line > 0)
-        snprintf(ld->err + used, ld->errlen - used, "%s%s:%d: %s", used ? "\n" : "", file, line, msg);
+    int line_no = s ? (int)config_setting_source_line(s) : 0;
+    if (line_no > 0)
+        snprintf(line, sizeof line, "%s:%d: %s", file, line_no, msg);
     else
-        snprintf(ld->err + used, ld->errlen - used, "%s%s: %s", used ? "\n" : "", file, msg);
-    ld->nerrors++;
+        snprintf(line, sizeof line, "%s: %s", file, msg);
+    append_error_line(ld, line);
 }
 
 /* Appends an already formatted "FILE:LINE: ..." message from a module. */
-static void add_raw_error(struct loader *ld, const char *msg)
+static void add_raw_error(struct loader *ld, const char *raw)
 {
-    size_t used = strlen(ld->err);
-    snprintf(ld->err + used, ld->errlen - used, "%s%s", used ? "\n" : "", msg);
-    ld->nerrors++;
+    char msg[ERRLEN * 2];
+    str_printable(msg, sizeof msg, raw);
+    append_error_line(ld, msg);
 }
 
 /* "remote.lmtp.tls" -> "remote.*.tls": ids replaced by '*'. */
@@ -583,10 +605,11 @@ static void load_globals(struct loader *ld)
     cfg->spool_memory = sm && type_ok(sm, K_INT) ? (size_t)config_setting_get_int(sm) : 1048576;
 
     const char *hdr = cfg->routing_header;
-    for (const char *p = hdr; p && *p; p++)
-        if (*p <= ' ' || *p == ':' || *p == 0x7f)
-            add_error(ld, lookup_setting(ld, "routing.header"),
-                      "routing.header: '%s' is not a valid header name", hdr);
+    if (hdr && (!*hdr || strcspn(hdr, ": \t\x7f") != strlen(hdr) ||
+                strspn(hdr, "!\"#$%&'()*+,-./0123456789;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`"
+                            "abcdefghijklmnopqrstuvwxyz{|}~") != strlen(hdr)))
+        add_error(ld, lookup_setting(ld, "routing.header"),
+                  "routing.header: '%s' is not a valid header name", hdr);
 }
 
 static void check_services(struct loader *ld)

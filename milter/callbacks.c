@@ -264,9 +264,10 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
     if (!s || !s->cfg)
         return carry_on(s, SMFIP_NR_HDR);
     plan(ctx, s);
-    if (strcasecmp(name, s->cfg->routing_header) == 0)
-        s->routing_headers++;
-    if (s->spooling && !s->spool_failed &&
+    bool routing = strcasecmp(name, s->cfg->routing_header) == 0;
+    if (routing)
+        s->routing_headers++;   /* the client's: removed from the MTA copy at eom ... */
+    if (s->spooling && !s->spool_failed && !routing &&   /* ... and never relayed */
         (spool_write(s->spool, name, strlen(name), err, sizeof err) < 0 ||
          spool_write(s->spool, ": ", 2, err, sizeof err) < 0 ||
          spool_write(s->spool, value, strlen(value), err, sizeof err) < 0 ||

@@ -3,7 +3,7 @@
 # builds, and runs every test with ctest (unit, milter protocol, daemon,
 # end-to-end against real Postfix and Dovecot).
 #   tests/run.sh                 everything
-#   tests/run.sh -L unit         only one label (any ctest arguments)
+#   tests/run.sh -L unit         only one label (any ctest arguments; skips the sanitizer pass)
 # BUILD_DIR (default build) chooses the build directory.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
@@ -13,3 +13,5 @@ build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-}
 cmake --build "$build" -j2
 ctest --test-dir "$build" --output-on-failure -j2 "$@"
+# With no arguments (CI), the suite runs once more built with ASan + UBSan.
+(( $# > 0 )) || bash tests/sanitize.sh

@@ -66,6 +66,11 @@ send_mail header@example.net bob@dovecot.test "forged-1" --add-header "X-Nexthop
 postfix_wait_empty "$PF" 20
 check "forged X-Nexthop removed" eq "$(mailbox_grep bob@dovecot.test 'X-Nexthop: evil')" 0
 
+# relay: a forged routing header from the client is not relayed either
+send_mail s@example.net bob@dovecot.test "forged-relay" --add-header "X-Nexthop: evil"
+check "relay: forged X-Nexthop not in the relayed copy" eq "$(mailbox_grep bob@dovecot.test 'X-Nexthop: evil')" 0
+check "relay: the message itself arrived" eq "$(mailbox_grep bob@dovecot.test 'Subject: forged-relay')" 1
+
 # quarantine: held in Postfix
 send_mail hold@example.net alice@dovecot.test "hold-1"
 sleep 1

@@ -22,6 +22,8 @@ static void test_accepted(void **state)
         { "<@relay.example,@b.example:bob@Example.net>", "bob@example.net" },
         { "<postmaster>", "postmaster" },
         { "<user@[192.0.2.1]>", "user@[192.0.2.1]" },
+        { "<bob@[IPv6:2001:DB8::1]>", "bob@[ipv6:2001:db8::1]" },
+        { "bob@[ipv6:2001:db8::1]", "bob@[ipv6:2001:db8::1]" },   /* normalizing twice is stable */
         { "<j\xc3\xb6rg@b\xc3\xbc" "cher.example>", "j\xc3\xb6rg@b\xc3\xbc" "cher.example" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -48,6 +50,7 @@ static void test_refused(void **state)
         "<a\xf4\x90\x80\x80@example.org>",  /* above U+10FFFF */
         "<a\xe0\x80\xaf@example.org>",      /* overlong */
         "<a\xc0\xaf@example.org>",          /* overlong */
+        "<a@[dead.beef]>", "<a@[300.1.2.3]>", "<a@[IPv6:zz::1]>", "<a@[tag:content]>",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char out[ADDR_MAX + 1], err[256] = "";

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# tests/daemon/faults.sh - RCPT validation through the running milter
+# against remotes that misbehave: garbage greeting, hang, reset after the
+# greeting, 1 MB line without CRLF, slow replies, 4xx on RCPT, STARTTLS not
+# offered / refused / with injected plain text, a certificate for the wrong
+# name (implicit TLS and STARTTLS), and a TLS handshake that stalls
+# (implicit and after STARTTLS). Each must end in "451 4.4.3" within the
+# remote's timeout (3 s here, and always < 30 s), the milter must stay up,
+# and no MAIL, RCPT or AUTH may reach a remote whose TLS failed (proved
+# from the fakes' command logs). Also: a lookup answered slowly but in
+# time, followed by the catch-all probe, must still end within the timeout.
+# Must not: fix anything, or accept a success where a failure is due.
+set -uo pipefail
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/rig.sh"
+. "$here/../lib/milter.sh"
+. "$here/reliability.bash"
+TEST_DIR=$(mktemp -d /tmp/nexthop-faults.XXXXXX) && export TEST_DIR || exit 1
+chmod 755 "$TEST_DIR"
+trap 'rel_exit "$TEST_DIR"' EXIT
+TIMEOUT_MS=3000
+
+# A test CA, and a milter that trusts it (and nothing else) from inside a
+# private mount namespace: then a certificate that fails can only fail for
+# its name, and a control certificate for the right name must pass.
+test_ca "$TEST_DIR" && leaf_cert "$TEST_DIR" wrong wrong.example DNS:wrong.example &&
+    leaf_cert "$TEST_DIR" right localhost DNS:localhost,IP:127.0.0.1 || { echo "FAIL: openssl"; exit 1; }
+if trusting_wrapper "$TEST_DIR/ca.pem" "$TEST_DIR/milter-trusting-ca"; then
+    # shellcheck disable=SC2034 # read by milter_start
+    NEXTHOP_BIN=$TEST_DIR/milter-trusting-ca
+    have_ca=1
+else
+    echo "SKIP: no mount namespace: the wrong-name certificates also fail as untrusted"
+    have_ca=0
+fi
+# name  kind  scenario  cert  tls-settings
+plain='tls = { enable = false; };'
+auth='auth = { username = "relay_user"; secret = "Fault-Secret-4711"; };'
+scenarios=(
+    "garbage    fake garbage           -     $plain"
+    "hang       fake hang              -     $plain"
+    "reset      fake reset             -     $plain"
+    "bigline    fake bigline           -     $plain"
+    "slow       fake slow              -     $plain"
+    "tempfail   fake tempfail-rcpt     -     $plain"
+    "nostarttls fake nostarttls        -     tls = { implicit = false; }; $auth"
+    "refused    tls  starttls-refused  right tls = { implicit = false; }; $auth"
+    "inject     tls  starttls-inject   right tls = { implicit = false; }; $auth"
+    "wrongname  tls  tls               wrong tls = { implicit = true; allow-invalid-certs = false; }; $auth"
+    "wrongstls  tls  starttls          wrong tls = { implicit = false; allow-invalid-certs = false; }; $auth"
+    "wrongdns   tls  tls               wrong tls = { implicit = true; server-name = \"mail.fault.test\"; }; $auth"
+    "rightname  tls  tls               right tls = { implicit = true; allow-invalid-certs = false; }; $auth"
+    "stall      tls  tls-stall         right tls = { implicit = true; }; $auth"
+    "stallstls  tls  starttls-stall    right tls = { implicit = false; }; $auth"
+    "slowyes    tls  slow-rcpt         right $plain"
+    "good       fake normal            -     $plain"
+)
+remotes="" rule=""
+for s in "${scenarios[@]}"; do
+    read -r name kind scenario cert tls <<<"$s"
+    case $name in
+    slow) args=(--delay 2) ;;       # greeting 2 s + LHLO 2 s > 3 s
+    slowyes) args=(--delay 1.8) ;;  # RCPT answered at 1.8 s (in time), the probe at 3.6 s
+    *) args=() ;;
+    esac
+    if [[ $kind == fake ]]; then
+        fake_start "$name" "$scenario" "${args[@]}" || exit 1
+    else
+        badremote_start "$name" "$scenario" "$TEST_DIR/$cert.pem" "$TEST_DIR/$cert.key" "${args[@]}" || exit 1
+    fi
+    remotes+="  $name = { address = \"127.0.0.1\"; port = ${FAKE_PORT[$name]}; protocol = \"lmtp\";
+    lookup = true; timeout = \"${TIMEOUT_MS}ms\"; $tls };
+"
+    rule+="{ if = \"rcpt-domain\"; eq = \"$name.test\"; then = \"remote/$name\"; }, "
+done
+cat >"$TEST_DIR/milter.conf" <<EOF
+milter = { log = { level = "debug"; }; };
+remote = {
+$remotes};
+session = { rcpt = { lookup = { addresses = ( $rule{ else = false; } ); }; }; };
+EOF
+chmod 600 "$TEST_DIR/milter.conf"
+milter_start "$TEST_DIR" "$TEST_DIR/milter.conf" || exit 1
+
+"$RIG_PYTHON" - "$here" "$MILTER_SOCK" "$TIMEOUT_MS" "$have_ca" <<'EOF'
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from milterclient import Milter
+sock, timeout = sys.argv[2], int(sys.argv[3]) / 1000.0
+fails = 0
+def ask(m, name, local="ok1"):
+    m.mail("<sender@example.net>", qid=name.upper())
+    t = time.monotonic()
+    r = m.rcpt("<%s@%s.test>" % (local, name), qid=name.upper())
+    return r, time.monotonic() - t
+def case(what, ok, detail):
+    global fails
+    fails += not ok
+    print("%s: %s (%s)" % ("PASS" if ok else "FAIL", what, detail))
+m = Milter(sock, timeout=60)
+m.start()
+faults = ["garbage", "hang", "reset", "bigline", "slow", "tempfail", "nostarttls", "refused",
+          "inject", "wrongname", "wrongstls", "wrongdns", "stall", "stallstls"]
+for name in faults:
+    r, secs = ask(m, name)
+    case("%s: 451 4.4.3 within the %.0f s timeout" % (name, timeout),
+         r.text.startswith("451 4.4.3") and secs <= timeout + 0.5 and secs < 30,
+         "%r after %.2f s" % (r, secs))
+    m.abort()
+# errors are not cached: the same recipient asks the remote again
+r, secs = ask(m, "tempfail")
+case("tempfail: asked again, still 451 (the error was not cached)", r.text.startswith("451 4.4.3"), repr(r))
+m.abort()
+# a slow but timely answer, then the catch-all probe: the RCPT as a whole
+# must still end within the timeout (Postfix waits 30 s for the milter)
+r, secs = ask(m, "slowyes")
+case("slowyes: a slow answer in time is used", r.kind == "continue", repr(r))
+case("slowyes: the whole RCPT (lookup + catch-all probe) ends within the %.0f s timeout" % timeout,
+     secs <= timeout + 0.15, "%.2f s" % secs)
+m.abort()
+r, secs = ask(m, "rightname")
+case("rightname: TLS with a valid certificate for the right name works (control)",
+     r.kind == "continue" or not int(sys.argv[4]), "%r after %.2f s" % (r, secs))
+m.abort()
+r, secs = ask(m, "good")
+case("good: a healthy remote still answers", r.kind == "continue", "%r after %.2f s" % (r, secs))
+m.close()
+sys.exit(1 if fails else 0)
+EOF
+check "every fault ended in 451 4.4.3 in time (client exit $?)" test $? -eq 0
+check "the milter is still running" milter_alive
+
+for name in nostarttls refused inject wrongname wrongstls wrongdns stall stallstls; do
+    bad=$(grep -aiE '^(MAIL|RCPT|AUTH|DATA|VRFY)' "$TEST_DIR/fake-$name.log" | head -3)
+    check "$name: no MAIL/RCPT/AUTH reached the remote (no plain-text fallback)${bad:+: $bad}" test -z "$bad"
+done
+check "nostarttls: the milter did talk to it (LHLO), then gave up" grep -q '^LHLO' "$TEST_DIR/fake-nostarttls.log"
+if ((have_ca)); then
+    for name in WRONGNAME WRONGSTLS WRONGDNS; do
+        check "${name,,}: the certificate (from a trusted CA) was refused for its name" \
+            grep -q "rcpt: queue=$name .*TLS certificate of .* rejected: .*does not match" "$MILTER_LOG"
+    done
+    check "rightname: the remote saw the lookup over TLS" grep -q '^RCPT TO:<ok1@rightname.test>' "$TEST_DIR/fake-rightname.log"
+fi
+check "tempfail: the remote was asked twice" \
+    test "$(grep -c '^RCPT TO:<ok1@tempfail.test>' "$TEST_DIR/fake-tempfail.log")" -eq 2
+check "the auth secret never reached the milter log" bash -c "! grep -q 'Fault-Secret-4711' '$MILTER_LOG'"
+if ((FAILS > 0)); then
+    echo "--- milter log (lookups) ---"; grep -a 'lookup:\|rcpt:' "$MILTER_LOG" | cut -c1-400 | tail -30
+fi
+milter_stop || fail "the milter did not stop cleanly"
+echo "$FAILS failure(s)"
+exit $((FAILS > 0))
