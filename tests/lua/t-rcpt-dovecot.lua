@@ -2,7 +2,7 @@
 -- a known user continues, an unknown one gets 550 5.1.1, a domain that is
 -- not validated passes; with Dovecot stopped, cached answers still hold and
 -- an uncached recipient gets 451 4.4.3 quickly; after Dovecot restarts the
--- error was not cached.
+-- error was not cached; an authenticated sender's recipients are not checked.
 package.path = os.getenv("NEXTHOP_SRC") .. "/tests/lua/?.lua;" .. package.path
 local lib = require("lib")
 local rig = ". " .. os.getenv("RIG_SH") .. "; "
@@ -59,5 +59,11 @@ lib.run(function()
   os.execute("sleep 3")   -- let the host-down mark expire
   rcpt_code(conn, "<carol@dovecot.test>", "550")
   rcpt_code(conn, "<bob@dovecot.test>")
+
+  -- an authenticated sender is not checked (skip-authenticated = true, the default)
+  mt.macro(conn, SMFIC_MAIL, "{auth_authen}", "alice@dovecot.test")
+  lib.check(mt.mailfrom(conn, "<alice@dovecot.test>") == nil, "mailfrom (authenticated)")
+  mt.getreply(conn)
+  rcpt_code(conn, "<stranger@dovecot.test>")
   mt.disconnect(conn)
 end)
