@@ -12,14 +12,10 @@ set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/rig.sh"
 . "$here/../lib/milter.sh"
+. "$here/../lib/check.sh"
 . "$here/../lib/e2e.sh"
 dir=$(mktemp -d /tmp/nexthop-e2e.XXXXXX)
 trap 'milter_stop; rig_cleanup' EXIT
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-eq() { [[ $1 == "$2" ]] || { echo "  got '$1', wanted '$2'" >&2; return 1; }; }
 
 e2e_start "$dir" "$here/postfix.conf.in" || { echo "FAIL: rig did not start"; exit 1; }
 PF=$POSTFIX_DIR

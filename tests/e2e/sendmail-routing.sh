@@ -20,15 +20,11 @@ set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/rig.sh"
 . "$here/../lib/milter.sh"
+. "$here/../lib/check.sh"
 . "$here/../lib/sendmail.sh"
 dir=$(mktemp -d /tmp/nexthop-sm-e2e.XXXXXX)
 chmod 0755 "$dir"
 trap 'milter_stop; sendmail_cleanup; rig_cleanup; ((fails > 0)) || rm -rf "$dir"' EXIT
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-eq() { [[ $1 == "$2" ]] || { echo "  got '$1', wanted '$2'" >&2; return 1; }; }
 
 send_mail() { # FROM TO SUBJECT [swaks args]
     local from=$1 to=$2 subject=$3
@@ -41,15 +37,6 @@ sink_count() { find "$dir/sink" -maxdepth 1 -type f -name '[0-9]*' | wc -l; }
 mailbox_grep() { # USER PATTERN -> messages of USER holding PATTERN
     local user=${1%@*} dom=${1#*@}
     grep -l -- "$2" "$dir/dovecot/mail/$dom/$user"/{new,cur}/* 2>/dev/null | wc -l
-}
-# wait_for SECONDS CMD...: until CMD succeeds
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS >= end)) && return 1
-        sleep 0.2
-    done
 }
 queue_empty() { [[ $(sendmail_queue_count "$SM") -eq 0 ]]; }
 started=$SECONDS

@@ -13,14 +13,10 @@ set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/rig.sh"
 . "$here/../lib/milter.sh"
+. "$here/../lib/check.sh"
 dir=$(mktemp -d /tmp/nexthop-smap-agree.XXXXXX)
 chmod 0755 "$dir"
 trap 'milter_stop; rm -rf "$dir"' EXIT
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-eq() { [[ $1 == "$2" ]] || { echo "  got '$1', wanted '$2'" >&2; return 1; }; }
 started=$SECONDS
 SMAP=$dir/smap.sock
 frame() { printf '%d:%s,' "${#1}" "$1"; }

@@ -18,23 +18,11 @@ set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../lib/rig.sh"
 . "$here/../lib/milter.sh"
+. "$here/../lib/check.sh"
 . "$here/../lib/sendmail.sh"
 dir=$(mktemp -d /tmp/nexthop-smap-sm.XXXXXX)
 chmod 0755 "$dir"
 trap 'unix_sink_stop; milter_stop; sendmail_cleanup; rig_cleanup; ((fails > 0)) || rm -rf "$dir"' EXIT
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-eq() { [[ $1 == "$2" ]] || { echo "  got '$1', wanted '$2'" >&2; return 1; }; }
-wait_for() { # SECONDS CMD...
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS >= end)) && return 1
-        sleep 0.2
-    done
-}
 send_mail() { # FROM TO SUBJECT
     swaks --server 127.0.0.1 --port "$SENDMAIL_PORT" --from "$1" --to "$2" \
         --h-Subject "$3" --body "body of $3" --timeout 30 >"$dir/swaks.out" 2>&1
