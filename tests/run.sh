@@ -13,5 +13,5 @@ build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-}
 cmake --build "$build" -j2
 ctest --test-dir "$build" --output-on-failure -j2 "$@"
-# With no arguments (CI), the suite runs once more built with ASan + UBSan.
-(( $# > 0 )) || bash tests/sanitize.sh
+# With no arguments (CI), the whole suite runs once more built with ASan + UBSan.
+(( $# > 0 )) || SANITIZE_E2E=1 bash tests/sanitize.sh
