@@ -16,9 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -103,25 +100,6 @@ static const char *unix_path(const char *conn)
     return conn[0] == '/' ? conn : NULL;
 }
 
-/*
- * libmilter hides its listening socket; find it and turn Nagle off on it,
- * so every accepted connection inherits TCP_NODELAY: our replies leave at
- * once instead of waiting for the MTA's delayed ACK.
- */
-static void tune_listener(void)
-{
-    for (int fd = 0; fd < 1024; fd++) {
-        int listening = 0, domain = 0, one = 1;
-        socklen_t len = sizeof listening;
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening)
-            continue;
-        len = sizeof domain;
-        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
-            (domain == AF_INET || domain == AF_INET6))
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-}
-
 static int open_socket(const char *conn, const struct nh_config *cfg)
 {
     const char *path = unix_path(conn);
@@ -141,10 +119,8 @@ static int open_socket(const char *conn, const struct nh_config *cfg)
                   errno ? strerror(errno) : "libmilter refused it");
         return -1;
     }
-    if (!path) {
-        tune_listener();
-        return 0;
-    }
+    if (!path)
+        return 0;   /* TCP_NODELAY on its connections: see quickack.c */
     if (chmod(path, (mode_t)cfg->socket_mode) != 0)
         log_warning("chmod %s: %s", path, strerror(errno));
     if (cfg->group) {
