@@ -2,7 +2,7 @@
  * socketmap.c - the socketmap listener (socketmap.listen): answers the
  * Sendmail/Postfix socketmap protocol so either MTA can route natively
  * through queue.outbound.next-hop (Postfix transport_maps, Sendmail
- * mailertable). What the answers are is decided in common/nexthop_map.c;
+ * mailertable). What the answers are is decided in common/policy/nexthop_map.c;
  * this file only moves netstrings between sockets and that function.
  *
  * One acceptor thread, one thread per client connection (at most

@@ -5,7 +5,7 @@
  * The listening socket is opened here, before privileges are dropped, so
  * a busy or forbidden address stops the start with a clear message; then
  * libmicrohttpd serves it with a bounded number of connections and a
- * timeout. Each scrape renders common/metrics.c with the current config.
+ * timeout. Each scrape renders common/base/metrics.c with the current config.
  * Must not: answer anything but GET/HEAD, keep a config reference past a
  * request, or block a mail thread.
  */

@@ -1,5 +1,5 @@
 /*
- * fuzz_addr.c - libFuzzer target for addr_normalize() (common/addr.c), the
+ * fuzz_addr.c - libFuzzer target for addr_normalize() (common/base/addr.c), the
  * gate between the bytes of an SMTP client and everything else.
  *
  * Input: byte 0, bit 0 = allow_null; the rest is the MTA's argument (cut at

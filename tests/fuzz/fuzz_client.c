@@ -1,6 +1,6 @@
 /*
  * fuzz_client.c - libFuzzer target for the SMTP, LMTP and IMAP clients
- * (common/smtp_client.c, imap_client.c, conn.c): everything they parse from
+ * (common/net/smtp_client.c, imap_client.c, conn.c): everything they parse from
  * a remote - greetings, multi-line EHLO/LHLO replies and capabilities, AUTH
  * challenges (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256), RCPT/VRFY/EXPN
  * replies, per-recipient LMTP replies, IMAP untagged and tagged responses.

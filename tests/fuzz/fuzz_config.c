@@ -1,7 +1,7 @@
 /*
  * fuzz_config.c - libFuzzer target for the config loader and, through it,
  * the rule parser, durations, CIDR networks, regexes and the schema checks
- * (common/config.c, rules.c, duration.c, netaddr.c, lists.c).
+ * (common/config/config.c, rules.c, duration.c, netaddr.c, lists.c).
  *
  * Input: the text of a config file. It is written to a private temporary
  * file and loaded with config_load(); a config that loads is printed with

@@ -1,8 +1,8 @@
 /*
  * fuzz_wire.c - libFuzzer target for the parsers behind the milter's own
  * listeners, which read bytes from local clients: the saslauthd protocol of
- * the auth-service (common/saslauthd.c) and the netstrings and requests of
- * the socketmap service (common/netstring.c, nexthop_map.c).
+ * the auth-service (common/base/saslauthd.c) and the netstrings and requests of
+ * the socketmap service (common/base/netstring.c, nexthop_map.c).
  *
  * Input: byte 0 picks the parser (mod 4): saslauthd request, saslauthd
  * reply, netstring, socketmap request; the rest is the bytes on the wire.

@@ -1,5 +1,5 @@
 /*
- * test_cache.c - unit tests of the lookup cache (common/cache.c): LRU
+ * test_cache.c - unit tests of the lookup cache (common/remote/cache.c): LRU
  * order and bounds, TTLs, errors never cached, single flight,
  * stale-while-refresh, the entries=0/1 edges and a threaded stress run.
  *

@@ -1,5 +1,5 @@
 /*
- * test_lists.c - unit tests of common/lists.c: inline and file lists
+ * test_lists.c - unit tests of common/policy/lists.c: inline and file lists
  * (case, comments, blank lines, CRLF, unreadable files), sqlite lists
  * (yes/no, query checks at load, read-only, errors after load) and a
  * threaded sqlite run (4 threads x 1000 queries).

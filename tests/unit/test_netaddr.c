@@ -1,5 +1,5 @@
 /*
- * test_netaddr.c - unit tests of common/netaddr.c: IPv4/IPv6 address and
+ * test_netaddr.c - unit tests of common/base/netaddr.c: IPv4/IPv6 address and
  * CIDR parsing, IPv4-mapped addresses against IPv4 networks, the error
  * messages an administrator sees for a bad network in a rule.
  */

@@ -1,5 +1,5 @@
 /*
- * test_netstring.c - unit tests of common/netstring.c: frames that parse,
+ * test_netstring.c - unit tests of common/base/netstring.c: frames that parse,
  * every prefix of a valid frame asks for more, each kind of malformed
  * frame is refused as soon as it can be seen, the length bound holds, and
  * random garbage never crashes the parser nor yields a frame outside the

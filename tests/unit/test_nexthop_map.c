@@ -1,5 +1,5 @@
 /*
- * test_nexthop_map.c - unit tests of common/nexthop_map.c: the Postfix
+ * test_nexthop_map.c - unit tests of common/policy/nexthop_map.c: the Postfix
  * transport and Sendmail mailertable spelling of every kind of next hop,
  * request parsing (maps, malformed requests, over-long keys), keys that are
  * addresses, domains or neither, and whole answers against a config loaded

@@ -1,5 +1,5 @@
 /*
- * test_pool.c - the pooled SMTP/LMTP client (common/pool.c, smtp_client.c,
+ * test_pool.c - the pooled SMTP/LMTP client (common/remote/pool.c, smtp_client.c,
  * conn.c) against tests/lib/fakeserver.py: answers, faults that must end
  * in LOOKUP_ERROR within the timeout, argument injection, STARTTLS
  * enforcement, pool limits, host-down marking, idle checks, unix sockets,

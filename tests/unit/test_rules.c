@@ -1,5 +1,5 @@
 /*
- * test_rules.c - unit tests of common/rules.c, table-driven: every
+ * test_rules.c - unit tests of common/policy/rules.c, table-driven: every
  * comparator and its not- form on every kind of variable, nesting, first
  * match wins, value kinds, CIDR v4/v6/mapped, numeric priority, regexes
  * compiled once at load, every load error with its FILE:LINE: key, and

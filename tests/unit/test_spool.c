@@ -1,5 +1,5 @@
 /*
- * test_spool.c - the message spool (common/spool.c): kept in memory up to
+ * test_spool.c - the message spool (common/base/spool.c): kept in memory up to
  * the limit, then spilled to a temporary file that is private (0600) and
  * already unlinked; reading back gives exactly the bytes written.
  */
