@@ -87,10 +87,10 @@ static void send_reply(int fd, bool ok, const char *reason)
 static void check_password(int fd, const struct saslauthd_request *req)
 {
     char user[ADDR_MAX + 1], err[ERRLEN], shown[ADDR_MAX + 1];
-    struct nh_config *cfg = config_current();
-    const char *lk = cfg ? cfg->auth_service_lookup : NULL;
-    struct remote_cfg *r = lk && strncmp(lk, "remote/", 7) == 0
-                               ? (struct remote_cfg *)config_remote(cfg, lk + 7) : NULL;
+    struct nh_runtime *run = runtime_current();
+    const char *lk = run ? run->cfg->auth_service_lookup : NULL;
+    struct remote_rt *r = lk && strncmp(lk, "remote/", 7) == 0
+                              ? remote_set_find(run->remotes, lk + 7) : NULL;
     str_printable(shown, sizeof shown, req->login);
     if (!r) {
         log_warning("auth-service: user=<%s> result=error: auth-service.lookup is not set", shown);
@@ -113,7 +113,7 @@ static void check_password(int fd, const struct saslauthd_request *req)
             send_reply(fd, res == LOOKUP_YES, res == LOOKUP_YES ? NULL : "authentication failed");
         explicit_bzero(user, sizeof user);
     }
-    config_unref(cfg);
+    runtime_unref(run);
 }
 
 static void *serve_client(void *arg)

@@ -5,8 +5,9 @@
  *   quarantine) ; abort/close clean up.
  * Per-connection state lives only in smfi_setpriv (libmilter runs the
  * callbacks of one connection on different threads). Each message takes a
- * reference on the config current at MAIL FROM and keeps it to the end, so
- * a reload never changes the rules under a message in flight.
+ * reference on the runtime (config + remotes) current at MAIL FROM and
+ * keeps it to the end, so a reload never changes the rules under a message
+ * in flight.
  * The decisions themselves are in common/ (validate.c, route.c).
  */
 #include <arpa/inet.h>
@@ -36,7 +37,8 @@ struct session {
     char remote_ip[INET6_ADDRSTRLEN], local_ip[INET6_ADDRSTRLEN];
     char helo[256], listener[64];
     /* the message in progress */
-    struct nh_config *cfg;
+    struct nh_runtime *run;       /* config + remotes, taken at MAIL FROM */
+    const struct policy *pol;     /* run->cfg->policy */
     char sender[ADDR_MAX + 1], auth[256], priority[16], qid[64];
     struct route_rcpt *rcpts;
     size_t n, cap;
@@ -94,9 +96,9 @@ static void message_reset(struct session *s)
     s->spool_failed = false;
     s->bad_sender = false;
     s->sender[0] = s->auth[0] = s->priority[0] = s->qid[0] = '\0';
-    if (s->cfg)
-        config_unref(s->cfg);
-    s->cfg = NULL;
+    runtime_unref(s->run);
+    s->run = NULL;
+    s->pol = NULL;
 }
 
 static void base_vars(const struct session *s, struct rule_vars *v)
@@ -166,8 +168,9 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
     char err[ERRLEN];
     message_reset(s);
     s->started = now_ms();
-    s->cfg = config_current();
-    if (s->cfg && addr_normalize(argv[0], true, s->sender, sizeof s->sender, err, sizeof err) < 0) {
+    s->run = runtime_current();
+    s->pol = s->run ? &s->run->cfg->policy : NULL;
+    if (s->run && addr_normalize(argv[0], true, s->sender, sizeof s->sender, err, sizeof err) < 0) {
         log_info("mail: from=rejected (%s) result=reject", err);
         s->bad_sender = true;
         if (!(s->no_reply & SMFIP_NR_MAIL))
@@ -194,7 +197,7 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
 {
     struct session *s = session_of(ctx);
     char addr[ADDR_MAX + 1], err[ERRLEN], shown[ADDR_MAX + 1];
-    if (!s || !s->cfg)
+    if (!s || !s->run)
         return reply(ctx, "451", "4.3.0", "Filter not ready, try again later");
     if (s->bad_sender)
         return reply(ctx, "501", "5.1.7", "Bad sender address syntax");
@@ -208,7 +211,8 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
     base_vars(s, &v);
     v.v[RV_RCPT] = addr;
     v.v[RV_RCPT_DOMAIN] = addr_domain(addr);
-    validate_rcpt(s->cfg, &v, *s->auth != '\0', queue_id(ctx, s), false, &chk);
+    struct list_env env = runtime_env(s->run, queue_id(ctx, s));
+    validate_rcpt(s->pol, &env, &v, *s->auth != '\0', false, &chk);
     switch (chk.verdict) {
     case RCPT_ACCEPT:
         log_debug("rcpt: queue=%s rcpt=<%s> result=accept why=\"%s\"", queue_id(ctx, s), addr, chk.why);
@@ -236,13 +240,14 @@ static void plan(SMFICTX *ctx, struct session *s)
     s->planned = true;
     base_vars(s, &v);
     struct route_msg m = { s->rcpts, s->n, s->sender, queue_id(ctx, s), NULL };
-    if (route_plan(s->cfg, &v, &m, err, sizeof err) < 0)
+    struct list_env env = runtime_env(s->run, queue_id(ctx, s));
+    if (route_plan(s->pol, &env, &v, &m, err, sizeof err) < 0)
         log_warning("route: queue=%s a list lookup failed, condition taken as false: %s",
                     queue_id(ctx, s), err);
     if (!route_needs_body(&m))
         return;
     s->spooling = true;
-    s->spool = spool_create(s->cfg->spool_memory);
+    s->spool = spool_create(s->pol->spool_memory);
 
     char host[256] = "localhost", date[64], line[1024];
     time_t now = time(NULL);
@@ -261,10 +266,10 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
 {
     struct session *s = session_of(ctx);
     char err[ERRLEN];
-    if (!s || !s->cfg)
+    if (!s || !s->run)
         return carry_on(s, SMFIP_NR_HDR);
     plan(ctx, s);
-    bool routing = strcasecmp(name, s->cfg->routing_header) == 0;
+    bool routing = strcasecmp(name, s->pol->routing_header) == 0;
     if (routing)
         s->routing_headers++;   /* the client's: removed from the MTA copy at eom ... */
     if (s->spooling && !s->spool_failed && !routing &&   /* ... and never relayed */
@@ -282,7 +287,7 @@ static sfsistat on_eoh(SMFICTX *ctx)
 {
     struct session *s = session_of(ctx);
     char err[ERRLEN];
-    if (!s || !s->cfg)
+    if (!s || !s->run)
         return carry_on(s, SMFIP_NR_EOH);
     plan(ctx, s);
     if (s->spooling && !s->spool_failed && spool_write(s->spool, "\r\n", 2, err, sizeof err) < 0) {
@@ -306,7 +311,7 @@ static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 /* Removes routing headers the client sent, then names each next hop. */
 static void write_headers(SMFICTX *ctx, struct session *s)
 {
-    const char *hdr = s->cfg->routing_header;
+    const char *hdr = s->pol->routing_header;
     for (int i = s->routing_headers; i >= 1; i--)
         smfi_chgheader(ctx, (char *)hdr, i, NULL);
     for (size_t i = 0; i < s->n; i++) {
@@ -365,7 +370,7 @@ static sfsistat on_eom(SMFICTX *ctx)
 {
     struct session *s = session_of(ctx);
     struct route_result res = { 0 };
-    if (!s || !s->cfg)
+    if (!s || !s->run)
         return SMFIS_CONTINUE;
     plan(ctx, s);
     if (s->spool_failed) {
@@ -385,7 +390,7 @@ static sfsistat on_eom(SMFICTX *ctx)
     } else if (routed) {
         write_headers(ctx, s);
         if (route_needs_body(&m)) {
-            route_relay(s->cfg, &m, progress, ctx, &res);
+            route_relay(s->pol, s->run->remotes, &m, progress, ctx, &res);
             for (size_t i = 0; i < s->n; i++)
                 if (s->rcpts[i].code / 100 == 2 && res.outcome != ROUTE_DISCARD)
                     smfi_delrcpt(ctx, s->rcpts[i].raw);

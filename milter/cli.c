@@ -19,6 +19,7 @@
 #include "config.h"
 #include "log.h"
 #include "lookup.h"
+#include "pool.h"
 #include "milter.h"
 #include "lists_pg.h"
 #include "redis.h"
@@ -64,18 +65,19 @@ static int read_password(char *buf, size_t len)
     return 0;
 }
 
-static int query_expn(struct remote_cfg *r, const char *addr)
+static int query_expn(struct remote_rt *rt, const char *addr)
 {
     char reply[256], err[ERRLEN];
     char *members = NULL;
-    int res = pool_lookup(r->rt->pool, LOOKUP_EXPN, addr, NULL, &members, reply, sizeof reply,
+    const char *id = rt->def->id;
+    int res = pool_lookup(rt->pool, LOOKUP_EXPN, addr, NULL, &members, reply, sizeof reply,
                           err, sizeof err);
     if (res == LOOKUP_YES && members)
         fputs(members, stdout);
     if (res == LOOKUP_NO)
-        fprintf(stderr, "%s: no: %s\n", r->id, reply);
+        fprintf(stderr, "%s: no: %s\n", id, reply);
     else if (res == LOOKUP_ERROR)
-        fprintf(stderr, "%s: error: %s\n", r->id, err);
+        fprintf(stderr, "%s: error: %s\n", id, err);
     free(members);
     return res == LOOKUP_YES ? 0 : res == LOOKUP_NO ? 1 : EX_TEMPFAIL;
 }
@@ -87,22 +89,23 @@ int cli_query(const char *file, const char *remote_id, const char *kind_name, co
     struct nh_config *cfg = load_or_print(file);
     if (!cfg)
         return EX_CONFIG;
-    struct remote_cfg *r = (struct remote_cfg *)config_remote(cfg, remote_id);
+    const struct remote_def *r = config_remote(cfg, remote_id);
     int kind = lookup_kind_parse(kind_name), rc = EX_CONFIG;
+    struct nh_runtime *run = NULL;
     if (!r)
         fprintf(stderr, "%s: no remote '%s' is defined\n", file, remote_id);
     else if (!r->lookup)
         fprintf(stderr, "%s:%d: remote %s has lookup = false\n", file, r->line, r->id);
     else if (kind < 0)
         fprintf(stderr, "milter-nexthop: unknown lookup '%s' (rcpt, vrfy, expn, auth)\n", kind_name);
-    else if (config_start(cfg, err, sizeof err) < 0)
+    /* one lookup: nothing to learn about catch-all domains for later ones */
+    else if (!(run = runtime_start(config_ref(cfg), NULL, REMOTE_SET_NO_LEARN, err, sizeof err)))
         fprintf(stderr, "%s\n", err);
     else
         rc = -1;
-    if (r)
-        r->catch_all = false;   /* one lookup: nothing to learn for later ones */
     if (rc != -1)
         goto out;
+    struct remote_rt *rt = remote_set_find(run->remotes, r->id);
     if (kind == LOOKUP_AUTH) {
         if (strpbrk(arg, "\r\n") || strlen(arg) > ADDR_MAX || read_password(password, sizeof password) < 0) {
             fprintf(stderr, "milter-nexthop: auth wants a user name and a password on stdin\n");
@@ -116,11 +119,11 @@ int cli_query(const char *file, const char *remote_id, const char *kind_name, co
         goto out;
     }
     if (kind == LOOKUP_EXPN) {
-        rc = query_expn(r, addr);
+        rc = query_expn(rt, addr);
         goto out;
     }
     struct lookup_info info;
-    int res = lookup_run(r, (enum lookup_kind)kind, addr, password, NULL, &info, err, sizeof err);
+    int res = lookup_run(rt, (enum lookup_kind)kind, addr, password, NULL, &info, err, sizeof err);
     if (res == LOOKUP_NO)
         fprintf(stderr, "%s: no: %s\n", r->id, *info.reply ? info.reply : "not found");
     else if (res == LOOKUP_ERROR)
@@ -128,6 +131,7 @@ int cli_query(const char *file, const char *remote_id, const char *kind_name, co
     rc = res == LOOKUP_YES ? 0 : res == LOOKUP_NO ? 1 : EX_TEMPFAIL;
 out:
     explicit_bzero(password, sizeof password);
+    runtime_unref(run);
     config_unref(cfg);
     return rc;
 }
@@ -165,18 +169,20 @@ int cli_test(const char *file, const char *rcpt, const char *sender, char **xvar
         rc = EX_USAGE;
         goto out;
     }
-    if (config_start(cfg, err, sizeof err) < 0) {
+    struct nh_runtime *run = runtime_start(config_ref(cfg), NULL, 0, err, sizeof err);
+    if (!run) {
         fprintf(stderr, "%s\n", err);
         goto out;
     }
+    struct list_env env = runtime_env(run, NULL);
     vars.v[RV_RCPT] = addr;
     vars.v[RV_RCPT_DOMAIN] = addr_domain(addr);
     vars.v[RV_SENDER] = from;
     vars.v[RV_SENDER_DOMAIN] = addr_domain(from);
 
     struct rcpt_check chk;
-    validate_rcpt(cfg, &vars, vars.v[RV_AUTHENTICATED_AS] && *vars.v[RV_AUTHENTICATED_AS], NULL,
-                  true, &chk);
+    validate_rcpt(&cfg->policy, &env, &vars,
+                  vars.v[RV_AUTHENTICATED_AS] && *vars.v[RV_AUTHENTICATED_AS], true, &chk);
     if (chk.verdict == RCPT_TEMPFAIL)
         printf("validation: error (%s: %s)\n", chk.why, chk.err);
     else
@@ -185,11 +191,12 @@ int cli_test(const char *file, const char *rcpt, const char *sender, char **xvar
     struct route_rcpt rr = { .raw = (char *)rcpt };
     snprintf(rr.addr, sizeof rr.addr, "%s", addr);
     struct route_msg m = { .rcpts = &rr, .n = 1, .sender = from };
-    if (route_plan(cfg, &vars, &m, err, sizeof err) < 0)
+    if (route_plan(&cfg->policy, &env, &vars, &m, err, sizeof err) < 0)
         fprintf(stderr, "milter-nexthop: a list lookup failed while evaluating rules: %s\n", err);
     static const char *const actions[] = { "header", "relay", "quarantine" };
     printf("next-hop: %s\n", rr.hop ? rr.hop->id : "false");
     printf("action: %s\n", actions[rr.action]);
+    runtime_unref(run);
     rc = 0;
 out:
     config_unref(cfg);

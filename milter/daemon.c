@@ -27,51 +27,22 @@
 #include "services.h"
 #include "util.h"
 
-static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct nh_config *current;
-
-struct nh_config *config_current(void)
-{
-    pthread_mutex_lock(&current_lock);
-    struct nh_config *cfg = current ? config_ref(current) : NULL;
-    pthread_mutex_unlock(&current_lock);
-    return cfg;
-}
-
-void config_install(struct nh_config *cfg)
-{
-    pthread_mutex_lock(&current_lock);
-    struct nh_config *old = current;
-    current = cfg;
-    pthread_mutex_unlock(&current_lock);
-    if (old)
-        config_unref(old);
-}
-
-static struct nh_config *load_started(const char *file, char *err, size_t errlen)
-{
-    struct nh_config *cfg = config_load(file, err, errlen);
-    if (cfg && config_start(cfg, err, errlen) < 0) {
-        config_unref(cfg);
-        cfg = NULL;
-    }
-    return cfg;
-}
-
 static void reload(const char *file)
 {
     static char err[16384];
     int64_t start = now_ms();
-    struct nh_config *cfg = load_started(file, err, sizeof err);
-    if (!cfg) {
+    struct nh_runtime *running = runtime_current();
+    struct nh_runtime *run = runtime_load(file, running, 0, err, sizeof err);
+    runtime_unref(running);
+    if (!run) {
         for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
             log_error("reload failed, keeping the running config: %s", line);
         metrics_count(METRICS_RELOAD_FAILED);
         return;
     }
-    if (cfg->log_level >= 0)
-        log_set_level((enum log_level)cfg->log_level);
-    config_install(cfg);
+    if (run->cfg->log_level >= 0)
+        log_set_level((enum log_level)run->cfg->log_level);
+    runtime_install(run);
     metrics_count(METRICS_RELOAD_OK);
     log_info("reload: %s loaded in %ld ms", file, (long)(now_ms() - start));
 }
@@ -203,26 +174,33 @@ int daemon_run(const struct options *opt)
 {
     static char err[16384];
     log_init("milter-nexthop", !opt->foreground, opt->verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
-    struct nh_config *cfg = load_started(opt->config_file, err, sizeof err);
-    if (!cfg) {
+    struct nh_runtime *run = runtime_load(opt->config_file, NULL, 0, err, sizeof err);
+    if (!run) {
         fprintf(stderr, "%s\n", err);
         for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
             log_error("%s", line);
         return EX_CONFIG;
     }
+    const struct nh_config *cfg = run->cfg;
     if (!opt->verbose && cfg->log_level >= 0)
         log_set_level((enum log_level)cfg->log_level);
     if (cfg->world_readable_secret)
         log_warning("%s holds an auth secret and is readable by everyone: chmod o-r it (or move "
                     "the secret to an auth.secret-file that is)", cfg->exposed_secret_file);
-    config_install(cfg);
+    runtime_install(run);
 
-    const char *conn = opt->socket ? opt->socket : cfg->socket;
-    const char *pidfile = opt->pidfile ? opt->pidfile : cfg->pidfile;
-    if (callbacks_register() != 0 || open_socket(conn, cfg) != 0)
-        return EX_UNAVAILABLE;
-    if (!opt->foreground && detach() != 0)
-        return EX_OSERR;
+    /* copies: a reload frees this config while we still need these two */
+    char *conn = xstrdup(opt->socket ? opt->socket : cfg->socket);
+    char *pidfile = opt->pidfile || cfg->pidfile ? xstrdup(opt->pidfile ? opt->pidfile : cfg->pidfile) : NULL;
+    int rc = 0;
+    if (callbacks_register() != 0 || open_socket(conn, cfg) != 0) {
+        rc = EX_UNAVAILABLE;
+        goto out;
+    }
+    if (!opt->foreground && detach() != 0) {
+        rc = EX_OSERR;
+        goto out;
+    }
     /*
      * Block our signal and libmilter's before any thread starts: SIGUSR1 is
      * waited for by our thread, SIGHUP/SIGTERM/SIGINT by libmilter's.
@@ -237,20 +215,29 @@ int daemon_run(const struct options *opt)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     /* Services bind before privileges are dropped (they may want /run). */
-    if (services_start(cfg) != 0)
-        return EX_UNAVAILABLE;
-    if (pidfile && write_pidfile(pidfile) != 0)
-        return EX_CANTCREAT;
-    if (drop_privileges(opt->user ? opt->user : cfg->user, cfg->group) != 0)
-        return EX_NOPERM;
+    if (services_start(cfg) != 0) {
+        rc = EX_UNAVAILABLE;
+        goto out;
+    }
+    if (pidfile && write_pidfile(pidfile) != 0) {
+        rc = EX_CANTCREAT;
+        goto out;
+    }
+    if (drop_privileges(opt->user ? opt->user : cfg->user, cfg->group) != 0) {
+        rc = EX_NOPERM;
+        goto out;
+    }
     pthread_create(&tid, NULL, signal_thread, (void *)opt->config_file);
     pthread_detach(tid);
 
     log_info("started: socket %s, config %s", conn, opt->config_file);
-    int rc = smfi_main();
+    rc = smfi_main() == MI_SUCCESS ? 0 : EX_SOFTWARE;
     log_info("stopped");
     if (pidfile)
         unlink(pidfile);
-    config_install(NULL);
-    return rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
+out:
+    free(pidfile);
+    free(conn);
+    runtime_install(NULL);
+    return rc;
 }

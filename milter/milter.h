@@ -1,6 +1,6 @@
 /*
- * milter.h - what the parts of the daemon share: the current config
- * (swapped by SIGUSR1) and the entry points of each mode.
+ * milter.h - what the parts of the daemon share: the current runtime
+ * (config + remotes, swapped by a reload) and the entry points of each mode.
  */
 #ifndef NEXTHOP_MILTER_H
 #define NEXTHOP_MILTER_H
@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "runtime.h"
 
 struct options {
     const char *config_file;
@@ -18,10 +19,10 @@ struct options {
     bool verbose;            /* -v */
 };
 
-/* The config new messages start with; the caller owns one reference. */
-struct nh_config *config_current(void);
-/* Installs cfg (takes its reference) and drops the old one. */
-void config_install(struct nh_config *cfg);
+/* current.c: the runtime new work starts with; the caller owns one reference (NULL before start). */
+struct nh_runtime *runtime_current(void);
+/* Installs rt (takes its reference) and drops the old one. */
+void runtime_install(struct nh_runtime *rt);
 
 /* callbacks.c: registers the libmilter callbacks. */
 int callbacks_register(void);

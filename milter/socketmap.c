@@ -10,7 +10,7 @@
  * (Postfix keeps it open); it is closed after IDLE_MS without a request,
  * when a request does not complete within REQUEST_MS of its first byte, or
  * on a malformed frame (after a PERM reply). Every request reads
- * config_current(), so a SIGUSR1 reload applies to the next request.
+ * runtime_current(), so a SIGUSR1 reload applies to the next request.
  * Threads start with the signal mask of the caller, which blocks the
  * signals libmilter and the reload thread wait for.
  *
@@ -90,10 +90,11 @@ static int answer(struct client *c, const char *payload, size_t plen)
 {
     char reply[NEXTHOP_MAP_REPLY_MAX], raw[96], shown[96];
     int64_t start = now_ms();
-    struct nh_config *cfg = config_current();
-    if (cfg) {
-        nexthop_map_answer(cfg, payload, plen, reply, sizeof reply);
-        config_unref(cfg);
+    struct nh_runtime *run = runtime_current();
+    if (run) {
+        struct list_env env = runtime_env(run, NULL);
+        nexthop_map_answer(&run->cfg->policy, &env, payload, plen, reply, sizeof reply);
+        runtime_unref(run);
     } else {
         snprintf(reply, sizeof reply, "TEMP milter-nexthop is not ready");
     }

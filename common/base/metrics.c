@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache.h"
-#include "lookup.h"
 #include "util.h"
 
 #define REMOTE_SLOTS 64
@@ -121,12 +119,21 @@ static enum metrics_source source_of(const char *source)
     return METRICS_SRC_REMOTE;
 }
 
-void metrics_lookup(const char *remote, enum lookup_kind kind, int result, const char *source, long ms)
+static int kind_of(const char *kind)
+{
+    for (int k = 0; kind && k < N_KINDS; k++)
+        if (strcmp(kind, kind_names[k]) == 0)
+            return k;
+    return -1;
+}
+
+void metrics_lookup(const char *remote, const char *kind, int result, const char *source, long ms)
 {
     struct remote_slot *s = slot_for(remote);
-    int r = result == LOOKUP_YES ? 1 : result == LOOKUP_NO ? 0 : 2;
-    if ((unsigned)kind < N_KINDS)
-        bump(&s->lookups[kind][r], 1);
+    int r = result == 1 ? 1 : result == 0 ? 0 : 2;
+    int k = kind_of(kind);
+    if (k >= 0)
+        bump(&s->lookups[k][r], 1);
     bump(&s->sources[source_of(source)], 1);
     observe(&s->lookup_ms, ms);
 }
@@ -295,8 +302,8 @@ static void render_events(FILE *out)
 
 static uint_fast64_t non_negative(long v) { return v > 0 ? (uint_fast64_t)v : 0; }
 
-/* Live numbers of the running config's caches and pools. */
-static void render_runtime(FILE *out, const struct nh_config *cfg)
+/* Live numbers of the running remotes' caches and pools, gathered by the caller. */
+static void render_live(FILE *out, const struct metrics_remote_live *live, size_t n)
 {
     static const struct { const char *name, *type, *help; } fams[] = {
         { "nexthop_cache_hits_total", "counter", "Answers found in the local cache (answer=yes|no)." },
@@ -311,47 +318,36 @@ static void render_runtime(FILE *out, const struct nh_config *cfg)
         { "nexthop_pool_operations_total", "counter", "Lookups and relays run on pooled connections." },
         { "nexthop_remote_down", "gauge", "1 while the remote host is marked down after failed connects." },
     };
-    size_t n = cfg ? cfg->n_remotes : 0;
-    struct cache_stats *cs = xcalloc(n + 1, sizeof *cs);
-    struct pool_stats *ps = xcalloc(n + 1, sizeof *ps);
-    for (size_t i = 0; i < n; i++)
-        if (cfg->remotes[i].rt) {
-            cache_get_stats(cfg->remotes[i].rt->cache, &cs[i]);
-            pool_get_stats(cfg->remotes[i].rt->pool, &ps[i]);
-        }
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
         const char *nm = fams[f].name;
         family(out, nm, fams[f].type, fams[f].help);
         for (size_t i = 0; i < n; i++) {
-            const char *id = cfg->remotes[i].id;
-            if (!cfg->remotes[i].rt)
-                continue;
+            const struct metrics_remote_live *l = &live[i];
+            const char *id = l->remote;
             switch (f) {
             case 0:
-                sample(out, nm, id, "answer", "yes", cs[i].hits_positive);
-                sample(out, nm, id, "answer", "no", cs[i].hits_negative);
+                sample(out, nm, id, "answer", "yes", l->hits_positive);
+                sample(out, nm, id, "answer", "no", l->hits_negative);
                 break;
-            case 1: sample(out, nm, id, NULL, NULL, cs[i].misses); break;
-            case 2: sample(out, nm, id, NULL, NULL, cs[i].stale_served); break;
-            case 3: sample(out, nm, id, NULL, NULL, cs[i].evictions); break;
+            case 1: sample(out, nm, id, NULL, NULL, l->misses); break;
+            case 2: sample(out, nm, id, NULL, NULL, l->stale_served); break;
+            case 3: sample(out, nm, id, NULL, NULL, l->evictions); break;
             case 4:
-                sample(out, nm, id, "answer", "yes", cs[i].entries_positive);
-                sample(out, nm, id, "answer", "no", cs[i].entries_negative);
+                sample(out, nm, id, "answer", "yes", l->entries_positive);
+                sample(out, nm, id, "answer", "no", l->entries_negative);
                 break;
-            case 5: sample(out, nm, id, NULL, NULL, non_negative(ps[i].open)); break;
-            case 6: sample(out, nm, id, NULL, NULL, non_negative(ps[i].idle)); break;
-            case 7: sample(out, nm, id, NULL, NULL, non_negative(ps[i].max_open)); break;
-            case 8: sample(out, nm, id, NULL, NULL, non_negative(ps[i].connects)); break;
-            case 9: sample(out, nm, id, NULL, NULL, non_negative(ps[i].operations)); break;
-            case 10: sample(out, nm, id, NULL, NULL, ps[i].down ? 1 : 0); break;
+            case 5: sample(out, nm, id, NULL, NULL, non_negative(l->open)); break;
+            case 6: sample(out, nm, id, NULL, NULL, non_negative(l->idle)); break;
+            case 7: sample(out, nm, id, NULL, NULL, non_negative(l->max_open)); break;
+            case 8: sample(out, nm, id, NULL, NULL, non_negative(l->connects)); break;
+            case 9: sample(out, nm, id, NULL, NULL, non_negative(l->operations)); break;
+            case 10: sample(out, nm, id, NULL, NULL, l->down ? 1 : 0); break;
             }
         }
     }
-    free(cs);
-    free(ps);
 }
 
-char *metrics_render(const struct nh_config *cfg, size_t *len_r)
+char *metrics_render(const struct metrics_remote_live *live, size_t n_live, size_t *len_r)
 {
     char *text = NULL;
     size_t len = 0;
@@ -359,15 +355,15 @@ char *metrics_render(const struct nh_config *cfg, size_t *len_r)
     if (!out)
         abort();
     /* every remote of the running config shows up, with zeros until used */
-    for (size_t i = 0; cfg && i < cfg->n_remotes; i++)
-        slot_for(cfg->remotes[i].id);
+    for (size_t i = 0; i < n_live; i++)
+        slot_for(live[i].remote);
     size_t n = atomic_load_explicit(&n_slots, memory_order_acquire);
     family(out, "nexthop_build_info", "gauge", "Version of milter-nexthop; always 1.");
     fprintf(out, "nexthop_build_info{version=\"%s\"} 1\n", NEXTHOP_VERSION);
     render_lookups(out, n);
     render_relays(out, n);
     render_events(out);
-    render_runtime(out, cfg);
+    render_live(out, live, n_live);
     fclose(out);
     if (len_r)
         *len_r = len;

@@ -3,23 +3,24 @@
  *
  * Modules bump them with one call where the event happens (lookup.c after
  * a lookup, route.c after a relay, the services per request); the stats
- * listener renders them, together with the live cache and pool numbers of
- * the current config, in the Prometheus text format (version 0.0.4).
+ * listener renders them, together with the live cache and pool numbers its
+ * caller gathers from the running remotes (struct metrics_remote_live), in
+ * the Prometheus text format (version 0.0.4).
  *
  * Every bump is lock-free (relaxed atomics); a remote's counters live in a
  * slot found by its id, registered once under a lock. Counters live for the
- * whole process, across reloads; cache and pool numbers belong to the
- * running config and start again at zero after a reload.
- * Must not: block a mail thread, allocate on the bump path, or take a label
- * value from a client (remote ids come from the config only).
+ * whole process, across reloads; cache and pool numbers belong to each
+ * remote's runtime (kept by a reload unless the remote changed).
+ * Must not: block a mail thread, allocate on the bump path, take a label
+ * value from a client (remote ids come from the config only), or know the
+ * layers above (it is base: callers pass names and numbers).
  */
 #ifndef NEXTHOP_METRICS_H
 #define NEXTHOP_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
-
-#include "config.h"
-#include "pool.h"
+#include <stdint.h>
 
 /* Process-wide events without a remote label. */
 enum metrics_event {
@@ -50,11 +51,12 @@ enum metrics_redis { METRICS_REDIS_HIT = 0, METRICS_REDIS_MISS, METRICS_REDIS_ST
 void metrics_count(enum metrics_event ev);
 
 /*
- * One lookup finished: remote id, kind, its result (LOOKUP_YES/NO/ERROR),
+ * One lookup finished: remote id, kind ("rcpt", "vrfy", "expn", "auth"),
+ * its result (1 yes, 0 no, -1 error),
  * where the answer came from ("remote", "cache", "stale", "shared",
  * "catch-all", "redis"; anything else counts as "remote") and how long it took.
  */
-void metrics_lookup(const char *remote, enum lookup_kind kind, int result, const char *source,
+void metrics_lookup(const char *remote, const char *kind, int result, const char *source,
                     long ms);
 
 /* One relayed recipient got `code` from the next hop (2xx, 4xx, 5xx; 0 = none). */
@@ -68,11 +70,21 @@ void metrics_redis(const char *remote, enum metrics_redis what);
 extern const long metrics_buckets_ms[];
 extern const size_t metrics_n_buckets;
 
+/* The live numbers of one remote's cache and pool, gathered by the caller. */
+struct metrics_remote_live {
+    const char *remote;
+    uint64_t hits_positive, hits_negative, misses, stale_served, evictions;
+    uint64_t entries_positive, entries_negative;
+    long open, idle, max_open, connects, operations;
+    bool down;
+};
+
 /*
- * Renders every counter, plus the cache and pool numbers of cfg (may be
- * NULL), as Prometheus text. Returns a malloc'd string (*len_r its length).
+ * Renders every counter, plus the live numbers of the running remotes
+ * (live[0..n_live-1]), as Prometheus text. Returns a malloc'd string
+ * (*len_r its length).
  */
-char *metrics_render(const struct nh_config *cfg, size_t *len_r);
+char *metrics_render(const struct metrics_remote_live *live, size_t n_live, size_t *len_r);
 
 /* Forgets every counter: for tests only. */
 void metrics_reset(void);

@@ -4,12 +4,12 @@
  * The schema below is the single source of truth for every key: its type,
  * default and one line of help. Loading walks the libconfig tree against
  * it (unknown keys and wrong types are errors with FILE:LINE), applies
- * defaults, copies values into struct nh_config / struct remote_cfg by
+ * defaults, copies values into struct nh_config / struct remote_def by
  * offset, then builds lists and parses rules, which resolve every name
  * they use. All errors are collected, not just the first.
  *
- * Must not: open network connections (config_start() only creates idle
- * pools), or keep secrets anywhere but remote_cfg.auth_secret.
+ * Must not: open network connections (lists may open their databases;
+ * pools belong to runtime.c), or keep secrets anywhere but remote_def.ep.auth_secret.
  */
 #include "config.h"
 
@@ -25,9 +25,9 @@
 #include "duration.h"
 #include "lists.h"
 #include "log.h"
-#include "lookup.h"
 #include "redis.h"
 #include "rules.h"
+#include "endpoint.h"
 #include "util.h"
 
 enum key_type {
@@ -41,12 +41,12 @@ struct key_def {
     enum key_type type;
     const char *def;       /* default as text, NULL = none */
     enum key_scope scope;
-    size_t offset;         /* into nh_config or remote_cfg */
+    size_t offset;         /* into nh_config or remote_def */
     const char *help;
 };
 
 #define G(f) S_GLOBAL, offsetof(struct nh_config, f)
-#define R(f) S_REMOTE, offsetof(struct remote_cfg, f)
+#define R(f) S_REMOTE, offsetof(struct remote_def, f)
 #define NONE S_NONE, 0
 
 static const struct key_def schema[] = {
@@ -63,11 +63,11 @@ static const struct key_def schema[] = {
 
     { "remote", K_GROUP, NULL, NONE, "remote hosts, one group per id" },
     { "remote.*", K_GROUP, NULL, NONE, "one remote host" },
-    { "remote.*.address", K_STRING, NULL, R(address), "host name, IP address or unix:/path" },
+    { "remote.*.address", K_STRING, NULL, R(ep.address), "host name, IP address or unix:/path" },
     { "remote.*.port", K_INT, NULL, NONE, "TCP port (default by protocol: smtp 25/465, lmtp 24, imap 143/993)" },
     { "remote.*.protocol", K_STRING, "smtp", NONE, "lmtp | smtp | imap" },
     { "remote.*.concurrency", K_INT, "10", R(concurrency), "most connections open at once" },
-    { "remote.*.timeout", K_DURATION, "60s", R(timeout_ms), "connect limit; commands wait at most min(timeout, 25s)" },
+    { "remote.*.timeout", K_DURATION, "60s", R(ep.timeout_ms), "connect limit; commands wait at most min(timeout, 25s)" },
     { "remote.*.lookup", K_BOOL, "false", R(lookup), "may be used for lookups" },
     { "remote.*.lowercase-localpart", K_BOOL, "false", R(lowercase_localpart), "lower-case local parts before looking them up" },
     { "remote.*.catch-all", K_BOOL, "true", R(catch_all), "detect domains that accept any local part and stop probing them" },
@@ -77,14 +77,15 @@ static const struct key_def schema[] = {
     { "remote.*.cache.ttl.positive", K_DURATION, "1d", R(ttl_positive_ms), "lifetime of a yes" },
     { "remote.*.cache.ttl.negative", K_DURATION, "1h", R(ttl_negative_ms), "lifetime of a no" },
     { "remote.*.cache.ttl.stale", K_DURATION, "1h", R(ttl_stale_ms), "an expired yes is still served this long while it is refreshed" },
+    { "remote.*.cache.ttl.auth", K_DURATION, "5m", R(ttl_auth_ms), "lifetime of a successful AUTH check (never served stale; failures never cached); 0 = never cached" },
     { "remote.*.tls", K_GROUP, NULL, NONE, "TLS" },
-    { "remote.*.tls.enable", K_BOOL, "true", R(tls_enable), "false = plain text (loopback and unix sockets only)" },
-    { "remote.*.tls.implicit", K_BOOL, "true", R(tls_implicit), "TLS from the start; false = STARTTLS (required)" },
-    { "remote.*.tls.allow-invalid-certs", K_BOOL, "false", R(tls_allow_invalid), "accept self-signed and invalid certificates" },
-    { "remote.*.tls.server-name", K_STRING, NULL, R(tls_server_name), "name to verify (default: address)" },
+    { "remote.*.tls.enable", K_BOOL, "true", R(ep.tls_enable), "false = plain text (loopback and unix sockets only)" },
+    { "remote.*.tls.implicit", K_BOOL, "true", R(ep.tls_implicit), "TLS from the start; false = STARTTLS (required)" },
+    { "remote.*.tls.allow-invalid-certs", K_BOOL, "false", R(ep.tls_allow_invalid), "accept self-signed and invalid certificates" },
+    { "remote.*.tls.server-name", K_STRING, NULL, R(ep.tls_server_name), "name to verify (default: address)" },
     { "remote.*.auth", K_GROUP, NULL, NONE, "authentication to the remote" },
-    { "remote.*.auth.username", K_STRING, NULL, R(auth_username), "user name" },
-    { "remote.*.auth.secret", K_STRING, NULL, R(auth_secret), "password (prefer secret-file)" },
+    { "remote.*.auth.username", K_STRING, NULL, R(ep.auth_username), "user name" },
+    { "remote.*.auth.secret", K_STRING, NULL, R(ep.auth_secret), "password (prefer secret-file)" },
     { "remote.*.auth.secret-file", K_STRING, NULL, NONE, "file holding the password (first line)" },
     { "remote.*.limits", K_GROUP, NULL, NONE, "connection limits" },
     { "remote.*.limits.errors", K_INT, "3", R(limits_errors), "failures before a connection is closed" },
@@ -105,7 +106,7 @@ static const struct key_def schema[] = {
     { "session.rcpt.lookup", K_GROUP, NULL, NONE, "recipient validation" },
     { "session.rcpt.lookup.domains", K_RULE, NULL, NONE, "(rule) list of domains whose recipients are validated; unset = all" },
     { "session.rcpt.lookup.addresses", K_RULE, NULL, NONE, "(rule) list that holds existing recipients, e.g. remote/lmtp" },
-    { "session.rcpt.skip-authenticated", K_BOOL, "true", G(skip_authenticated), "no validation for authenticated senders" },
+    { "session.rcpt.skip-authenticated", K_BOOL, "true", G(policy.skip_authenticated), "no validation for authenticated senders" },
 
     { "queue", K_GROUP, NULL, NONE, "queue" },
     { "queue.outbound", K_GROUP, NULL, NONE, "outbound routing" },
@@ -113,9 +114,9 @@ static const struct key_def schema[] = {
 
     { "routing", K_GROUP, NULL, NONE, "what happens at end of message" },
     { "routing.action", K_RULE, "header", NONE, "(rule) header | relay | quarantine" },
-    { "routing.header", K_STRING, "X-Nexthop", G(routing_header), "header naming the next hop" },
+    { "routing.header", K_STRING, "X-Nexthop", G(policy.routing_header), "header naming the next hop" },
     { "routing.on-tempfail", K_STRING, "quarantine", NONE, "quarantine | tempfail | accept" },
-    { "routing.timeout", K_DURATION, "2m", G(routing_timeout_ms), "budget for relaying one message" },
+    { "routing.timeout", K_DURATION, "2m", G(policy.routing_timeout_ms), "budget for relaying one message" },
     { "routing.spool-memory", K_INT, "1048576", NONE, "message bytes kept in memory before a temp file" },
 
     { "stats", K_GROUP, NULL, NONE, "Prometheus metrics" },
@@ -403,57 +404,52 @@ static bool is_loopback(const char *address)
            strcmp(address, "::1") == 0 || strcmp(address, "localhost") == 0;
 }
 
-static void load_remote(struct loader *ld, struct remote_cfg *r, const config_setting_t *g)
+static void load_remote(struct loader *ld, struct remote_def *r, const config_setting_t *g)
 {
     r->id = xstrdup(config_setting_name(g));
+    r->ep.name = r->id;
     r->line = (int)config_setting_source_line(g);
     load_scope(ld, r, S_REMOTE, g, "remote.*.");
 
     const char *proto = lookup_string(g, "protocol", "smtp");
     if (strcmp(proto, "smtp") == 0)
-        r->protocol = PROTO_SMTP;
+        r->ep.protocol = PROTO_SMTP;
     else if (strcmp(proto, "lmtp") == 0)
-        r->protocol = PROTO_LMTP;
+        r->ep.protocol = PROTO_LMTP;
     else if (strcmp(proto, "imap") == 0)
-        r->protocol = PROTO_IMAP;
+        r->ep.protocol = PROTO_IMAP;
     else
         add_error(ld, config_setting_lookup((config_setting_t *)g, "protocol"),
                   "remote.%s.protocol: unknown protocol '%s' (lmtp, smtp or imap)", r->id, proto);
 
-    if (!r->address)
+    if (!r->ep.address)
         add_error(ld, g, "remote.%s: address is missing", r->id);
     const config_setting_t *port = config_setting_lookup((config_setting_t *)g, "port");
-    r->port = port && type_ok(port, K_INT) ? config_setting_get_int(port)
-                                           : default_port(r->protocol, r->tls_implicit);
-    if (r->port < 0 || r->port > 65535 || (r->port == 0 && !(r->address && !strncmp(r->address, "unix:", 5))))
-        add_error(ld, port ? port : g, "remote.%s.port: %d is not a TCP port", r->id, r->port);
+    r->ep.port = port && type_ok(port, K_INT) ? config_setting_get_int(port)
+                                           : default_port(r->ep.protocol, r->ep.tls_implicit);
+    if (r->ep.port < 0 || r->ep.port > 65535 || (r->ep.port == 0 && !(r->ep.address && !strncmp(r->ep.address, "unix:", 5))))
+        add_error(ld, port ? port : g, "remote.%s.port: %d is not a TCP port", r->id, r->ep.port);
     if (r->concurrency < 1)
         add_error(ld, g, "remote.%s.concurrency: must be at least 1", r->id);
     if (r->limits_requests < 1 || r->limits_errors < 1)
         add_error(ld, g, "remote.%s.limits: errors and requests must be at least 1", r->id);
-    if (r->timeout_ms < 100)
+    if (r->ep.timeout_ms < 100)
         add_error(ld, g, "remote.%s.timeout: must be at least 100ms", r->id);
 
     const config_setting_t *sf = config_setting_lookup((config_setting_t *)g, "auth.secret-file");
     if (sf && type_ok(sf, K_STRING)) {
-        if (r->auth_secret)
+        if (r->ep.auth_secret)
             add_error(ld, sf, "remote.%s.auth: set secret or secret-file, not both", r->id);
         else
-            r->auth_secret = read_secret_file(ld, sf, config_setting_get_string(sf));
+            r->ep.auth_secret = read_secret_file(ld, sf, config_setting_get_string(sf));
     }
     if (config_setting_lookup((config_setting_t *)g, "auth.secret"))
         ld->inline_secret = true;   /* checked against the file mode later */
-    if (r->auth_secret && !r->auth_username)
+    if (r->ep.auth_secret && !r->ep.auth_username)
         add_error(ld, g, "remote.%s.auth: secret without username", r->id);
-    if (!r->tls_enable && r->address && !is_loopback(r->address))
+    if (!r->ep.tls_enable && r->ep.address && !is_loopback(r->ep.address))
         log_warning("%s:%d: remote.%s: tls.enable = false on a non-loopback address sends mail and "
                     "passwords in plain text", ld->file, r->line, r->id);
-}
-
-static void add_list(struct nh_config *cfg, struct list *l)
-{
-    cfg->lists = xrealloc(cfg->lists, (cfg->n_lists + 1) * sizeof *cfg->lists);
-    cfg->lists[cfg->n_lists++] = l;
 }
 
 static void load_lists(struct loader *ld)
@@ -484,7 +480,7 @@ static void load_lists(struct loader *ld)
             free(items);
         }
         if (l)
-            add_list(ld->cfg, l);
+            policy_add_list(&ld->cfg->policy, l);
     }
 }
 
@@ -528,7 +524,7 @@ static void load_databases(struct loader *ld)
             snprintf(name, sizeof name, "%s/%s", db->id, dl->name);
             struct list *l = list_new_sql(name, db, dl->query, e, sizeof e);
             if (l)
-                add_list(cfg, l);
+                policy_add_list(&cfg->policy, l);
             else
                 add_error(ld, q, "database.%s.lookup.%s: %s", db->id, dl->name, e);
         }
@@ -551,22 +547,33 @@ static void load_remotes(struct loader *ld)
         if (!cfg->remotes[i].lookup)
             continue;
         snprintf(name, sizeof name, "remote/%s", cfg->remotes[i].id);
-        add_list(cfg, list_new_remote(name, &cfg->remotes[i]));
+        policy_add_list(&cfg->policy, list_new_remote(name, &cfg->remotes[i]));
     }
+}
+
+static const struct remote_def *names_remote(const void *ctx, const char *id)
+{
+    return config_remote(ctx, id);
+}
+
+static struct list *names_list(const void *ctx, const char *name)
+{
+    return policy_list(&((const struct nh_config *)ctx)->policy, name);
 }
 
 static struct rule *load_rule(struct loader *ld, const char *path, enum rule_kind kind)
 {
+    const struct rule_names names = { ld->cfg, names_remote, names_list };
     const struct key_def *k = schema_find(path);
     const config_setting_t *s = lookup_setting(ld, path);
     char e[ERRLEN * 2];
     struct rule *r = NULL;
     if (s && type_ok(s, K_RULE)) {
-        r = rule_parse(s, kind, ld->cfg, e, sizeof e);
+        r = rule_parse(s, kind, &names, e, sizeof e);
         if (!r)
             add_raw_error(ld, e);
     } else if (!s && k && k->def) {
-        r = rule_constant(kind, k->def, ld->cfg, e, sizeof e);
+        r = rule_constant(kind, k->def, &names, e, sizeof e);
         if (!r)
             add_raw_error(ld, e);
     }
@@ -599,12 +606,12 @@ static void load_globals(struct loader *ld)
     if (v < 0)
         add_error(ld, lookup_setting(ld, "routing.on-tempfail"),
                   "routing.on-tempfail: must be quarantine, tempfail or accept, not '%s'", ot);
-    cfg->on_tempfail = v < 0 ? ON_TEMPFAIL_QUARANTINE : (enum on_tempfail)v;
+    cfg->policy.on_tempfail = v < 0 ? ON_TEMPFAIL_QUARANTINE : (enum on_tempfail)v;
 
     const config_setting_t *sm = lookup_setting(ld, "routing.spool-memory");
-    cfg->spool_memory = sm && type_ok(sm, K_INT) ? (size_t)config_setting_get_int(sm) : 1048576;
+    cfg->policy.spool_memory = sm && type_ok(sm, K_INT) ? (size_t)config_setting_get_int(sm) : 1048576;
 
-    const char *hdr = cfg->routing_header;
+    const char *hdr = cfg->policy.routing_header;
     if (hdr && (!*hdr || strcspn(hdr, ": \t\x7f") != strlen(hdr) ||
                 strspn(hdr, "!\"#$%&'()*+,-./0123456789;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`"
                             "abcdefghijklmnopqrstuvwxyz{|}~") != strlen(hdr)))
@@ -617,7 +624,7 @@ static void check_services(struct loader *ld)
     struct nh_config *cfg = ld->cfg;
     const char *lk = cfg->auth_service_lookup;
     if (lk) {
-        const struct remote_cfg *r = strncmp(lk, "remote/", 7) == 0 ? config_remote(cfg, lk + 7) : NULL;
+        const struct remote_def *r = strncmp(lk, "remote/", 7) == 0 ? config_remote(cfg, lk + 7) : NULL;
         const config_setting_t *s = lookup_setting(ld, "auth-service.lookup");
         if (!r)
             add_error(ld, s, "auth-service.lookup: '%s' is not a remote/<id> that is defined", lk);
@@ -666,10 +673,11 @@ struct nh_config *config_load(const char *file, char *err, size_t errlen)
     load_lists(&ld);
     load_databases(&ld);
     struct nh_config *cfg = ld.cfg;
-    cfg->rcpt_lookup_domains = load_rule(&ld, "session.rcpt.lookup.domains", RULE_LIST_OR_FALSE);
-    cfg->rcpt_lookup_addresses = load_rule(&ld, "session.rcpt.lookup.addresses", RULE_LIST_OR_FALSE);
-    cfg->next_hop = load_rule(&ld, "queue.outbound.next-hop", RULE_REMOTE_OR_FALSE);
-    cfg->action = load_rule(&ld, "routing.action", RULE_ACTION);
+    struct policy *pol = &cfg->policy;
+    pol->rcpt_lookup_domains = load_rule(&ld, "session.rcpt.lookup.domains", RULE_LIST_OR_FALSE);
+    pol->rcpt_lookup_addresses = load_rule(&ld, "session.rcpt.lookup.addresses", RULE_LIST_OR_FALSE);
+    pol->next_hop = load_rule(&ld, "queue.outbound.next-hop", RULE_REMOTE_OR_FALSE);
+    pol->action = load_rule(&ld, "routing.action", RULE_ACTION);
     check_services(&ld);
     check_file_mode(&ld);
     config_destroy(&ld.lc);
@@ -680,39 +688,10 @@ struct nh_config *config_load(const char *file, char *err, size_t errlen)
     return cfg;
 }
 
-int config_start(struct nh_config *cfg, char *err, size_t errlen)
-{
-    if (redis_cache_configure(cfg->redis, cfg->redis_prefix, err, errlen) < 0)
-        return -1;
-    for (size_t i = 0; i < cfg->n_remotes; i++) {
-        if (!cfg->remotes[i].rt)
-            cfg->remotes[i].rt = remote_rt_create(&cfg->remotes[i]);
-        if (!cfg->remotes[i].rt) {
-            set_error(err, errlen, "remote %s: cannot start", cfg->remotes[i].id);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 struct nh_config *config_ref(struct nh_config *cfg)
 {
     atomic_fetch_add_explicit((_Atomic int *)&cfg->refs, 1, memory_order_relaxed);
     return cfg;
-}
-
-static void free_remote(struct remote_cfg *r)
-{
-    if (r->rt)
-        remote_rt_destroy(r->rt);
-    free(r->id);
-    free(r->address);
-    free(r->tls_server_name);
-    free(r->auth_username);
-    if (r->auth_secret) {
-        explicit_bzero(r->auth_secret, strlen(r->auth_secret));
-        free(r->auth_secret);
-    }
 }
 
 static void free_database(struct database_cfg *db)
@@ -732,40 +711,26 @@ void config_unref(struct nh_config *cfg)
 {
     if (!cfg || atomic_fetch_sub_explicit((_Atomic int *)&cfg->refs, 1, memory_order_acq_rel) != 1)
         return;
-    rule_free(cfg->rcpt_lookup_domains);
-    rule_free(cfg->rcpt_lookup_addresses);
-    rule_free(cfg->next_hop);
-    rule_free(cfg->action);
-    for (size_t i = 0; i < cfg->n_lists; i++)
-        list_free(cfg->lists[i]);
-    free(cfg->lists);
+    policy_clear(&cfg->policy);
     for (size_t i = 0; i < cfg->n_remotes; i++)
-        free_remote(&cfg->remotes[i]);
+        remote_def_clear(&cfg->remotes[i]);
     free(cfg->remotes);
     for (size_t i = 0; i < cfg->n_databases; i++)
         free_database(&cfg->databases[i]);
     free(cfg->databases);
     char **strings[] = { &cfg->path, &cfg->exposed_secret_file, &cfg->socket, &cfg->user, &cfg->group, &cfg->pidfile,
-                         &cfg->routing_header, &cfg->stats_listen, &cfg->redis, &cfg->redis_prefix,
+                         &cfg->stats_listen, &cfg->redis, &cfg->redis_prefix,
                          &cfg->socketmap_listen, &cfg->auth_service_socket, &cfg->auth_service_lookup };
     for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     free(cfg);
 }
 
-const struct remote_cfg *config_remote(const struct nh_config *cfg, const char *id)
+const struct remote_def *config_remote(const struct nh_config *cfg, const char *id)
 {
     for (size_t i = 0; i < cfg->n_remotes; i++)
         if (strcmp(cfg->remotes[i].id, id) == 0)
             return &cfg->remotes[i];
-    return NULL;
-}
-
-struct list *config_list(const struct nh_config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->n_lists; i++)
-        if (strcmp(list_name(cfg->lists[i]), name) == 0)
-            return cfg->lists[i];
     return NULL;
 }
 
@@ -777,34 +742,29 @@ void config_schema_print(FILE *out)
                      schema[i].help);
 }
 
-static const char *proto_name(enum remote_proto p)
-{
-    return p == PROTO_LMTP ? "lmtp" : p == PROTO_IMAP ? "imap" : "smtp";
-}
-
 void config_dump(const struct nh_config *cfg, FILE *out)
 {
     char d1[32], d2[32], d3[32];
     fprintf(out, "milter.socket = %s\n", cfg->socket);
     for (size_t i = 0; i < cfg->n_remotes; i++) {
-        const struct remote_cfg *r = &cfg->remotes[i];
-        duration_format(r->timeout_ms, d1, sizeof d1);
+        const struct remote_def *r = &cfg->remotes[i];
+        duration_format(r->ep.timeout_ms, d1, sizeof d1);
         fprintf(out, "remote.%s = %s %s:%d concurrency=%d timeout=%s lookup=%s tls=%s%s\n", r->id,
-                proto_name(r->protocol), r->address, r->port, r->concurrency, d1,
+                remote_proto_name(r->ep.protocol), r->ep.address, r->ep.port, r->concurrency, d1,
                 r->lookup ? "true" : "false",
-                !r->tls_enable ? "off" : r->tls_implicit ? "implicit" : "starttls",
-                r->tls_allow_invalid ? " (invalid certs allowed)" : "");
+                !r->ep.tls_enable ? "off" : r->ep.tls_implicit ? "implicit" : "starttls",
+                r->ep.tls_allow_invalid ? " (invalid certs allowed)" : "");
         duration_format(r->ttl_positive_ms, d1, sizeof d1);
         duration_format(r->ttl_negative_ms, d2, sizeof d2);
         duration_format(r->ttl_stale_ms, d3, sizeof d3);
         fprintf(out, "remote.%s.cache = entries=%d positive=%s negative=%s stale=%s\n", r->id,
                 r->cache_entries, d1, d2, d3);
-        if (r->auth_username)
-            fprintf(out, "remote.%s.auth = %s (secret %s)\n", r->id, r->auth_username,
-                    r->auth_secret ? "set, not shown" : "unset");
+        if (r->ep.auth_username)
+            fprintf(out, "remote.%s.auth = %s (secret %s)\n", r->id, r->ep.auth_username,
+                    r->ep.auth_secret ? "set, not shown" : "unset");
     }
-    for (size_t i = 0; i < cfg->n_lists; i++)
-        fprintf(out, "list %s\n", list_name(cfg->lists[i]));
-    duration_format(cfg->routing_timeout_ms, d1, sizeof d1);
-    fprintf(out, "routing.header = %s\nrouting.timeout = %s\n", cfg->routing_header, d1);
+    for (size_t i = 0; i < cfg->policy.n_lists; i++)
+        fprintf(out, "list %s\n", list_name(cfg->policy.lists[i]));
+    duration_format(cfg->policy.routing_timeout_ms, d1, sizeof d1);
+    fprintf(out, "routing.header = %s\nrouting.timeout = %s\n", cfg->policy.routing_header, d1);
 }

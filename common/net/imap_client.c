@@ -29,7 +29,7 @@ struct imap_caps {
 };
 
 struct imap_session {
-    const struct remote_cfg *r;
+    const struct endpoint *r;
     struct conn *c;
     enum imap_phase phase;
     bool upgraded;
@@ -294,7 +294,7 @@ static int open_step(struct imap_session *s, int64_t deadline_ms, bool *connect_
     }
 }
 
-struct imap_session *imap_open(const struct remote_cfg *r, int64_t deadline_ms,
+struct imap_session *imap_open(const struct endpoint *r, int64_t deadline_ms,
                                bool *connect_failed, char *err, size_t errlen)
 {
     struct imap_session *s = xcalloc(1, sizeof *s);

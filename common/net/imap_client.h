@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "pool.h"
+#include "endpoint.h"
+#include "ops.h"
 
 #define IMAP_UNTAGGED_MAX 100
 
@@ -34,7 +34,7 @@ enum imap_phase {
 struct imap_session;
 
 /* Opens a session to r and runs it up to IP_READY (see smtp_open()). */
-struct imap_session *imap_open(const struct remote_cfg *r, int64_t deadline_ms,
+struct imap_session *imap_open(const struct endpoint *r, int64_t deadline_ms,
                                bool *connect_failed, char *err, size_t errlen);
 
 /* LOOKUP_AUTH: OK yes, NO no, BAD or anything else error. */

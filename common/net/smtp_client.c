@@ -45,7 +45,7 @@ struct smtp_reply {
 };
 
 struct smtp_session {
-    const struct remote_cfg *r;
+    const struct endpoint *r;
     struct conn *c;
     enum smtp_phase phase;
     bool lmtp;
@@ -865,7 +865,7 @@ static int open_step(struct smtp_session *s, int64_t deadline_ms, bool *connect_
     }
 }
 
-struct smtp_session *smtp_open(const struct remote_cfg *r, bool with_auth, int64_t deadline_ms,
+struct smtp_session *smtp_open(const struct endpoint *r, bool with_auth, int64_t deadline_ms,
                                bool *connect_failed, char *err, size_t errlen)
 {
     struct smtp_session *s = xcalloc(1, sizeof *s);
@@ -1437,7 +1437,7 @@ int smtp_relay(struct smtp_session *s, const char *sender, struct relay_rcpt *rc
                char *err, size_t errlen)
 {
     struct relay_run rr = { s, rcpts, n, NULL, false, 0, deadline_ms, err, errlen };
-    const char *remote = s->r->id ? s->r->id : s->peer;
+    const char *remote = s->r->name ? s->r->name : s->peer;
     for (size_t i = 0; i < n; i++) {
         rcpts[i].code = 0;
         rcpts[i].reply[0] = '\0';

@@ -18,8 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "pool.h"
+#include "endpoint.h"
+#include "ops.h"
+
+struct spool;
 
 #define SMTP_REPLY_LINES 100
 /* RCPT probes per transaction before RSET + MAIL again. */
@@ -52,7 +54,7 @@ struct smtp_session;
  * test is the first to authenticate. On failure returns NULL with err;
  * *connect_failed tells whether the connect itself failed (host down).
  */
-struct smtp_session *smtp_open(const struct remote_cfg *r, bool with_auth, int64_t deadline_ms,
+struct smtp_session *smtp_open(const struct endpoint *r, bool with_auth, int64_t deadline_ms,
                                bool *connect_failed, char *err, size_t errlen);
 
 /* One lookup, as pool_lookup() describes. */

@@ -34,7 +34,7 @@
 
 #include "lists_pg.h"
 #include "lookup.h"
-#include "pool.h"
+#include "remote_set.h"
 #include "util.h"
 
 #define SQL_MAX_CONNS 8
@@ -69,7 +69,7 @@ struct list {
     struct strset set;
     struct sql_list sql;
     struct pg_list *pg;
-    struct remote_cfg *remote;
+    const struct remote_def *remote;
 };
 
 /* ---- hash set of lower-cased strings ---- */
@@ -380,17 +380,23 @@ static void sql_free(struct sql_list *s)
 
 /* ---- remote ---- */
 
-struct list *list_new_remote(const char *name, struct remote_cfg *remote)
+struct list *list_new_remote(const char *name, const struct remote_def *remote)
 {
     struct list *l = list_alloc(name, LIST_REMOTE);
     l->remote = remote;
     return l;
 }
 
-static int remote_contains(struct list *l, const char *key, char *err, size_t errlen)
+static int remote_contains(struct list *l, const char *key, const struct list_env *env, char *err,
+                           size_t errlen)
 {
     struct lookup_info info;
-    enum lookup_result r = lookup_run(l->remote, LOOKUP_RCPT, key, NULL, NULL, &info, err, errlen);
+    struct remote_rt *rt = env ? remote_set_find(env->remotes, l->remote->id) : NULL;
+    if (!rt) {
+        set_error(err, errlen, "%s: remote %s is not running", l->name, l->remote->id);
+        return -1;
+    }
+    enum lookup_result r = lookup_run(rt, LOOKUP_RCPT, key, NULL, env->queue_id, &info, err, errlen);
     if (r == LOOKUP_YES)
         return 1;
     if (r == LOOKUP_NO)
@@ -416,12 +422,13 @@ void list_free(struct list *l)
 
 const char *list_name(const struct list *l) { return l->name; }
 
-struct remote_cfg *list_remote(const struct list *l)
+const struct remote_def *list_remote(const struct list *l)
 {
     return l->type == LIST_REMOTE ? l->remote : NULL;
 }
 
-int list_contains(struct list *l, const char *key, char *err, size_t errlen)
+int list_contains(struct list *l, const char *key, const struct list_env *env, char *err,
+                  size_t errlen)
 {
     if (!key)
         key = "";
@@ -433,7 +440,7 @@ int list_contains(struct list *l, const char *key, char *err, size_t errlen)
     case LIST_PG:
         return pg_list_contains(l->pg, key, err, errlen);
     case LIST_REMOTE:
-        return remote_contains(l, key, err, errlen);
+        return remote_contains(l, key, env, err, errlen);
     }
     set_error(err, errlen, "%s: unknown list type", l->name);
     return -1;

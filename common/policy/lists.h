@@ -15,9 +15,32 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "remote.h"
 
 struct list;
+struct remote_set;
+
+/* One SQL database (database.<id>) and its named queries. */
+struct db_lookup {
+    char *name;               /* "domains" in "sql/domains" */
+    char *query;
+};
+
+struct database_cfg {
+    char *id;
+    char *type;               /* "sqlite" | "postgresql" */
+    char *path;               /* sqlite */
+    char *conninfo;           /* postgresql */
+    struct db_lookup *lookups;
+    size_t n_lookups;
+    int line;
+};
+
+/* What a lookup needs at run time: the remotes of the running config, and the queue id for logs. */
+struct list_env {
+    struct remote_set *remotes;
+    const char *queue_id;     /* may be NULL */
+};
 
 struct list *list_new_inline(const char *name, const char *const *items, size_t n);
 /* url is "file:///path". Reads the file now; err on failure. */
@@ -25,14 +48,19 @@ struct list *list_new_file(const char *name, const char *url, char *err, size_t 
 /* Checks the query now (opens the database, prepares it); err on failure. */
 struct list *list_new_sql(const char *name, const struct database_cfg *db, const char *query,
                           char *err, size_t errlen);
-struct list *list_new_remote(const char *name, struct remote_cfg *remote);
+/* remote must outlive the list (both belong to one loaded config). */
+struct list *list_new_remote(const char *name, const struct remote_def *remote);
 void list_free(struct list *l);
 
 const char *list_name(const struct list *l);
 /* The remote behind a "remote/<id>" list, NULL for other lists. */
-struct remote_cfg *list_remote(const struct list *l);
+const struct remote_def *list_remote(const struct list *l);
 
-/* 1 when key is in the list, 0 when not, -1 (with err) when the lookup failed. */
-int list_contains(struct list *l, const char *key, char *err, size_t errlen);
+/*
+ * 1 when key is in the list, 0 when not, -1 (with err) when the lookup
+ * failed. env is needed by remote lists only (NULL: they fail).
+ */
+int list_contains(struct list *l, const char *key, const struct list_env *env, char *err,
+                  size_t errlen);
 
 #endif

@@ -26,26 +26,26 @@ static int fits(int n, size_t outlen, const char *what, char *err, size_t errlen
     return 0;
 }
 
-int nexthop_postfix_transport(const struct remote_cfg *r, char *out, size_t outlen, char *err,
+int nexthop_postfix_transport(const struct remote_def *r, char *out, size_t outlen, char *err,
                               size_t errlen)
 {
-    const char *path = unix_socket_path(r->address);
-    const char *open = is_ipv6(r->address) ? "[" : "", *close = *open ? "]" : "";
+    const char *path = unix_socket_path(r->ep.address);
+    const char *open = is_ipv6(r->ep.address) ? "[" : "", *close = *open ? "]" : "";
     int n;
-    if (r->protocol == PROTO_IMAP) {
+    if (r->ep.protocol == PROTO_IMAP) {
         set_error(err, errlen, "next hop %s speaks imap, which delivers no mail", r->id);
         return -1;
     }
-    if (r->protocol == PROTO_LMTP && path)
+    if (r->ep.protocol == PROTO_LMTP && path)
         n = snprintf(out, outlen, "lmtp:unix:%s", path);
-    else if (r->protocol == PROTO_LMTP)
-        n = snprintf(out, outlen, "lmtp:inet:%s%s%s:%d", open, r->address, close, r->port);
+    else if (r->ep.protocol == PROTO_LMTP)
+        n = snprintf(out, outlen, "lmtp:inet:%s%s%s:%d", open, r->ep.address, close, r->ep.port);
     else if (path) {
         set_error(err, errlen, "next hop %s is smtp over a unix socket, which Postfix's smtp "
                                "client cannot reach (use protocol lmtp)", r->id);
         return -1;
     } else
-        n = snprintf(out, outlen, "smtp:[%s]:%d", r->address, r->port);
+        n = snprintf(out, outlen, "smtp:[%s]:%d", r->ep.address, r->ep.port);
     return fits(n, outlen, "transport", err, errlen);
 }
 
@@ -61,22 +61,22 @@ void nexthop_sendmail_mailer_name(const char *remote_id, char *out, size_t outle
     }
 }
 
-int nexthop_sendmail_mailertable(const struct remote_cfg *r, char *out, size_t outlen, char *err,
+int nexthop_sendmail_mailertable(const struct remote_def *r, char *out, size_t outlen, char *err,
                                  size_t errlen)
 {
     char mailer[128];
     int n;
-    if (r->protocol == PROTO_IMAP) {
+    if (r->ep.protocol == PROTO_IMAP) {
         set_error(err, errlen, "next hop %s speaks imap, which delivers no mail", r->id);
         return -1;
     }
     nexthop_sendmail_mailer_name(r->id, mailer, sizeof mailer);
-    if (unix_socket_path(r->address))   /* the mailer's A=FILE names the socket */
+    if (unix_socket_path(r->ep.address))   /* the mailer's A=FILE names the socket */
         n = snprintf(out, outlen, "%s:localhost", mailer);
-    else if (is_ipv6(r->address))
-        n = snprintf(out, outlen, "%s:[IPv6:%s]", mailer, r->address);
+    else if (is_ipv6(r->ep.address))
+        n = snprintf(out, outlen, "%s:[IPv6:%s]", mailer, r->ep.address);
     else
-        n = snprintf(out, outlen, "%s:[%s]", mailer, r->address);
+        n = snprintf(out, outlen, "%s:[%s]", mailer, r->ep.address);
     return fits(n, outlen, "mailertable value", err, errlen);
 }
 
@@ -143,8 +143,8 @@ static void answer_error(char *reply, size_t replylen, const char *status, const
     snprintf(reply, replylen, "%s %s", status, shown);
 }
 
-void nexthop_map_answer(const struct nh_config *cfg, const char *req, size_t len, char *reply,
-                        size_t replylen)
+void nexthop_map_answer(const struct policy *pol, const struct list_env *env, const char *req,
+                        size_t len, char *reply, size_t replylen)
 {
     char key[ADDR_MAX + 1], addr[ADDR_MAX + 1], err[ERRLEN], value[NEXTHOP_MAP_REPLY_MAX];
     enum nexthop_map_kind kind;
@@ -160,7 +160,7 @@ void nexthop_map_answer(const struct nh_config *cfg, const char *req, size_t len
         snprintf(reply, replylen, "NOTFOUND ");
         return;
     }
-    if (rule_eval(cfg->next_hop, &vars, &hop, err, sizeof err) < 0) {
+    if (rule_eval(pol->next_hop, &vars, env, &hop, err, sizeof err) < 0) {
         answer_error(reply, replylen, "TEMP", err);
         return;
     }

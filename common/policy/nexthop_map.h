@@ -24,7 +24,9 @@
 #include <stddef.h>
 
 #include "addr.h"
-#include "config.h"
+#include "lists.h"
+#include "policy.h"
+#include "remote.h"
 #include "rules.h"
 
 #define NEXTHOP_MAP_REQUEST_MAX 10000   /* payload bytes of one request */
@@ -33,11 +35,11 @@
 enum nexthop_map_kind { NEXTHOP_MAP_POSTFIX = 0, NEXTHOP_MAP_SENDMAIL };
 
 /* Postfix transport value for next hop r. -1 with err when it has none. */
-int nexthop_postfix_transport(const struct remote_cfg *r, char *out, size_t outlen, char *err,
+int nexthop_postfix_transport(const struct remote_def *r, char *out, size_t outlen, char *err,
                               size_t errlen);
 
 /* Sendmail mailertable value for next hop r. -1 with err when it has none. */
-int nexthop_sendmail_mailertable(const struct remote_cfg *r, char *out, size_t outlen, char *err,
+int nexthop_sendmail_mailertable(const struct remote_def *r, char *out, size_t outlen, char *err,
                                  size_t errlen);
 
 /* The Sendmail mailer that must be defined for remote id ("nexthop_<id>"). */
@@ -61,9 +63,9 @@ int nexthop_key_vars(const char *key, char addr[ADDR_MAX + 1], struct rule_vars 
 
 /*
  * The reply payload (NUL-terminated) to request payload req. Evaluates
- * cfg->next_hop, which may ask a list (and through it a remote host).
+ * pol->next_hop, which may ask a list (and through it, with env, a remote host).
  */
-void nexthop_map_answer(const struct nh_config *cfg, const char *req, size_t len, char *reply,
-                        size_t replylen);
+void nexthop_map_answer(const struct policy *pol, const struct list_env *env, const char *req,
+                        size_t len, char *reply, size_t replylen);
 
 #endif

@@ -11,10 +11,11 @@
 #include "lookup.h"
 #include "metrics.h"
 #include "pool.h"
+#include "remote_set.h"
 #include "util.h"
 
-int route_plan(struct nh_config *cfg, const struct rule_vars *vars, struct route_msg *m,
-               char *err, size_t errlen)
+int route_plan(const struct policy *pol, const struct list_env *env, const struct rule_vars *vars,
+               struct route_msg *m, char *err, size_t errlen)
 {
     int rc = 0;
     for (size_t i = 0; i < m->n; i++) {
@@ -23,12 +24,12 @@ int route_plan(struct nh_config *cfg, const struct rule_vars *vars, struct route
         struct rule_result hop, act;
         v.v[RV_RCPT] = rc_->addr;
         v.v[RV_RCPT_DOMAIN] = addr_domain(rc_->addr);
-        if (rule_eval(cfg->next_hop, &v, &hop, err, errlen) < 0)
+        if (rule_eval(pol->next_hop, &v, env, &hop, err, errlen) < 0)
             rc = -1;
         rc_->hop = hop.is_false ? NULL : hop.remote;
         rc_->action = ACTION_HEADER;
         if (rc_->hop) {
-            if (rule_eval(cfg->action, &v, &act, err, errlen) < 0)
+            if (rule_eval(pol->action, &v, env, &act, err, errlen) < 0)
                 rc = -1;
             rc_->action = act.action;
         }
@@ -56,8 +57,9 @@ bool route_wants_quarantine(const struct route_msg *m, char *reason, size_t len)
 }
 
 /* Relays the recipients of one next hop; fills their code and reply. */
-static void relay_group(struct nh_config *cfg, struct route_msg *m, struct remote_cfg *hop,
-                        void (*progress)(void *), void *ctx, int64_t deadline)
+static void relay_group(struct remote_set *remotes, struct route_msg *m,
+                        const struct remote_def *hop, void (*progress)(void *), void *ctx,
+                        int64_t deadline)
 {
     struct relay_rcpt *rr = xcalloc(m->n, sizeof *rr);
     size_t *idx = xcalloc(m->n, sizeof *idx), n = 0;
@@ -70,10 +72,13 @@ static void relay_group(struct nh_config *cfg, struct route_msg *m, struct remot
             idx[n++] = i;
         }
     int rc = -1;
+    struct remote_rt *rt = remote_set_find(remotes, hop->id);
     if (!m->spool)
         set_error(err, sizeof err, "message was not spooled");
+    else if (!rt)
+        set_error(err, sizeof err, "remote %s is not running", hop->id);
     else
-        rc = pool_relay(hop->rt->pool, m->sender, rr, n, m->spool, progress, ctx, deadline, err,
+        rc = pool_relay(rt->pool, m->sender, rr, n, m->spool, progress, ctx, deadline, err,
                         sizeof err);
     for (size_t j = 0; j < n; j++) {
         struct route_rcpt *t = &m->rcpts[idx[j]];
@@ -93,7 +98,7 @@ static void relay_group(struct nh_config *cfg, struct route_msg *m, struct remot
     free(idx);
 }
 
-static void decide(struct nh_config *cfg, struct route_msg *m, struct route_result *res)
+static void decide(const struct policy *pol, struct route_msg *m, struct route_result *res)
 {
     size_t relayed = 0, refused = 0, failed = 0;
     const struct route_rcpt *first_bad = NULL;
@@ -127,23 +132,23 @@ static void decide(struct nh_config *cfg, struct route_msg *m, struct route_resu
     }
     snprintf(res->reason, sizeof res->reason, "relay to %s failed for <%s>: %s",
              first_bad->hop->id, first_bad->addr, first_bad->reply);
-    switch (cfg->on_tempfail) {
+    switch (pol->on_tempfail) {
     case ON_TEMPFAIL_QUARANTINE: res->outcome = ROUTE_QUARANTINE; break;
     case ON_TEMPFAIL_TEMPFAIL: res->outcome = ROUTE_TEMPFAIL; break;
     case ON_TEMPFAIL_ACCEPT: res->outcome = ROUTE_CONTINUE; break;
     }
 }
 
-void route_relay(struct nh_config *cfg, struct route_msg *m, void (*progress)(void *), void *ctx,
-                 struct route_result *res)
+void route_relay(const struct policy *pol, struct remote_set *remotes, struct route_msg *m,
+                 void (*progress)(void *), void *ctx, struct route_result *res)
 {
-    int64_t deadline = now_ms() + cfg->routing_timeout_ms;
+    int64_t deadline = now_ms() + pol->routing_timeout_ms;
     memset(res, 0, sizeof *res);
     for (size_t i = 0; i < m->n; i++) {
-        struct remote_cfg *hop = m->rcpts[i].hop;
+        const struct remote_def *hop = m->rcpts[i].hop;
         /* relay_group() sets a code for every recipient of its hop */
         if (hop && m->rcpts[i].action == ACTION_RELAY && !m->rcpts[i].code)
-            relay_group(cfg, m, hop, progress, ctx, deadline);
+            relay_group(remotes, m, hop, progress, ctx, deadline);
     }
-    decide(cfg, m, res);
+    decide(pol, m, res);
 }

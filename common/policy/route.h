@@ -14,15 +14,17 @@
 #include <stddef.h>
 
 #include "addr.h"
-#include "config.h"
+#include "lists.h"
+#include "policy.h"
 #include "rules.h"
 
 struct spool;
+struct remote_set;
 
 struct route_rcpt {
     char *raw;                     /* as the MTA gave it, for smfi_delrcpt */
     char addr[ADDR_MAX + 1];       /* normalized */
-    struct remote_cfg *hop;        /* NULL = left to the MTA (next-hop false) */
+    const struct remote_def *hop;  /* NULL = left to the MTA (next-hop false) */
     enum routing_action action;
     int code;                      /* relay outcome: 0 not relayed, else SMTP code */
     char reply[256];
@@ -57,8 +59,8 @@ struct route_result {
  * recipient inside. Returns -1 if a rule's list lookup failed (the rule
  * still gave a value; err says which).
  */
-int route_plan(struct nh_config *cfg, const struct rule_vars *vars, struct route_msg *m,
-               char *err, size_t errlen);
+int route_plan(const struct policy *pol, const struct list_env *env, const struct rule_vars *vars,
+               struct route_msg *m, char *err, size_t errlen);
 /* True when some recipient is to be relayed (the body must be spooled). */
 bool route_needs_body(const struct route_msg *m);
 /* True when some recipient's action is quarantine. */
@@ -68,7 +70,7 @@ bool route_wants_quarantine(const struct route_msg *m, char *reason, size_t len)
  * Relays the message to each next hop with action relay, one transaction
  * per host, and decides the outcome by routing.on-tempfail.
  */
-void route_relay(struct nh_config *cfg, struct route_msg *m, void (*progress)(void *), void *ctx,
-                 struct route_result *res);
+void route_relay(const struct policy *pol, struct remote_set *remotes, struct route_msg *m,
+                 void (*progress)(void *), void *ctx, struct route_result *res);
 
 #endif

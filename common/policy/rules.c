@@ -100,7 +100,7 @@ struct cond {
 struct rule_value {
     bool is_false;
     char *str;
-    struct remote_cfg *remote;
+    const struct remote_def *remote;
     struct list *list;
     enum routing_action action;
 };
@@ -120,7 +120,7 @@ struct rule {
 
 struct parser {
     enum rule_kind kind;
-    struct nh_config *cfg;
+    const struct rule_names *names;
     struct rule *rule;
     char *err;
     size_t errlen;
@@ -206,11 +206,11 @@ static void parse_error(struct parser *p, const config_setting_t *s, const char 
 /* Finds list `name` in the config; NULL with why. */
 static struct list *resolve_list(struct parser *p, const char *name, char *why, size_t whylen)
 {
-    struct list *l = config_list(p->cfg, name);
+    struct list *l = p->names->list(p->names->ctx, name);
     if (l)
         return l;
     if (strncmp(name, "remote/", 7) == 0) {
-        const struct remote_cfg *r = config_remote(p->cfg, name + 7);
+        const struct remote_def *r = p->names->remote(p->names->ctx, name + 7);
         if (r && !r->lookup) {
             set_error(why, whylen, "remote %s is used for lookups but has lookup = false", r->id);
             return NULL;
@@ -240,7 +240,7 @@ static int value_from_text(struct parser *p, const char *text, struct rule_value
     case RULE_STRING:
         return 0;
     case RULE_REMOTE_OR_FALSE:
-        v->remote = (struct remote_cfg *)config_remote(p->cfg, text);
+        v->remote = p->names->remote(p->names->ctx, text);
         if (!v->remote)
             set_error(why, whylen, "unknown remote '%s'", text);
         return v->remote ? 0 : -1;
@@ -554,10 +554,10 @@ static int parse_branch(struct parser *p, const config_setting_t *list, int i)
     return parse_value(p, value, &br->value);
 }
 
-struct rule *rule_parse(const config_setting_t *s, enum rule_kind kind, struct nh_config *cfg,
+struct rule *rule_parse(const config_setting_t *s, enum rule_kind kind, const struct rule_names *names,
                         char *err, size_t errlen)
 {
-    struct parser p = { .kind = kind, .cfg = cfg, .err = err, .errlen = errlen };
+    struct parser p = { .kind = kind, .names = names, .err = err, .errlen = errlen };
     if (!s) {
         set_error(err, errlen, "rule_parse: no setting");
         return NULL;
@@ -588,10 +588,10 @@ fail:
     return NULL;
 }
 
-struct rule *rule_constant(enum rule_kind kind, const char *value, struct nh_config *cfg,
+struct rule *rule_constant(enum rule_kind kind, const char *value, const struct rule_names *names,
                            char *err, size_t errlen)
 {
-    struct parser p = { .kind = kind, .cfg = cfg, .err = err, .errlen = errlen };
+    struct parser p = { .kind = kind, .names = names, .err = err, .errlen = errlen };
     char why[ERRLEN];
     p.rule = rule_alloc(kind, 1);
     struct rule_value *v = &p.rule->branches[0].value;
@@ -633,6 +633,7 @@ bool rule_uses_remote(const struct rule *r) { return r && r->uses_remote; }
 
 struct eval {
     const struct rule_vars *vars;
+    const struct list_env *env;
     char *err;
     size_t errlen;
     int status;   /* -1 once a lookup failed */
@@ -668,7 +669,7 @@ static int eval_in_list(struct eval *e, const struct cond *c, const char *val)
     if (!*val)
         return 0;
     bool first_error = e->status == 0;
-    int r = list_contains(c->list, val, first_error ? e->err : scratch,
+    int r = list_contains(c->list, val, e->env, first_error ? e->err : scratch,
                           first_error ? e->errlen : sizeof scratch);
     if (r < 0)
         e->status = -1;
@@ -734,11 +735,11 @@ static void fill_result(const struct rule_value *v, struct rule_result *out)
     out->action = v->action;
 }
 
-int rule_eval(const struct rule *r, const struct rule_vars *vars, struct rule_result *out,
-              char *err, size_t errlen)
+int rule_eval(const struct rule *r, const struct rule_vars *vars, const struct list_env *env,
+              struct rule_result *out, char *err, size_t errlen)
 {
     static const struct rule_value no_rule = { .is_false = true, .str = (char *)"false" };
-    struct eval e = { .vars = vars, .err = err, .errlen = errlen, .status = 0 };
+    struct eval e = { .vars = vars, .env = env, .err = err, .errlen = errlen, .status = 0 };
     const struct rule_value *chosen = &no_rule;
     for (size_t i = 0; r && i < r->n_branches; i++) {
         const struct branch *b = &r->branches[i];

@@ -11,9 +11,9 @@
  * remote-ip/local-ip with eq/ne take an address or CIDR network.
  * Regexes (POSIX extended) are compiled once, at load.
  *
- * Parsing resolves every name a rule mentions (remote ids, lists) against
- * the config being loaded, so an undefined name is a load-time error with
- * FILE:LINE. Evaluation never allocates on the success path.
+ * Parsing resolves every name a rule mentions (remote ids, lists) through
+ * the loader's struct rule_names, so an undefined name is a load-time error
+ * with FILE:LINE. Evaluation never allocates on the success path.
  */
 #ifndef NEXTHOP_RULES_H
 #define NEXTHOP_RULES_H
@@ -22,7 +22,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "lists.h"
+#include "policy.h"
+#include "remote.h"
 
 enum rule_var {
     RV_RCPT = 0, RV_RCPT_DOMAIN, RV_SENDER, RV_SENDER_DOMAIN, RV_REMOTE_IP, RV_LOCAL_IP,
@@ -44,7 +46,7 @@ struct rule_vars {
 struct rule_result {
     bool is_false;                  /* the value was `false` */
     const char *str;                /* the value as text ("false" when is_false) */
-    struct remote_cfg *remote;      /* RULE_REMOTE_OR_FALSE */
+    const struct remote_def *remote; /* RULE_REMOTE_OR_FALSE */
     struct list *list;              /* RULE_LIST_OR_FALSE */
     enum routing_action action;     /* RULE_ACTION */
 };
@@ -54,23 +56,33 @@ int rule_var_parse(const char *name);
 const char *rule_var_name(enum rule_var v);
 
 /*
- * Parses setting s (a scalar or a list of branches). Names are resolved
- * with config_remote()/config_list() on cfg, which must already hold its
- * remotes and lists. On error returns NULL with "FILE:LINE: key: why" in err.
+ * How the parser finds the remotes and lists a rule names: the config
+ * loader answers from the remotes and lists it has built so far.
  */
-struct rule *rule_parse(const config_setting_t *s, enum rule_kind kind, struct nh_config *cfg,
-                        char *err, size_t errlen);
+struct rule_names {
+    const void *ctx;
+    const struct remote_def *(*remote)(const void *ctx, const char *id);
+    struct list *(*list)(const void *ctx, const char *name);
+};
+
+/*
+ * Parses setting s (a scalar or a list of branches), resolving every name
+ * through names. On error returns NULL with "FILE:LINE: key: why" in err.
+ */
+struct rule *rule_parse(const config_setting_t *s, enum rule_kind kind,
+                        const struct rule_names *names, char *err, size_t errlen);
 /* A rule holding one constant value (for defaults). */
-struct rule *rule_constant(enum rule_kind kind, const char *value, struct nh_config *cfg,
+struct rule *rule_constant(enum rule_kind kind, const char *value, const struct rule_names *names,
                            char *err, size_t errlen);
 void rule_free(struct rule *r);
 
 /*
- * Evaluates r. Returns 0, or -1 when an in-list lookup failed along the way
- * (that condition counted as false, *out is still set, err says why).
+ * Evaluates r (NULL: the value false). env is what in-list lookups on
+ * remote lists need. Returns 0, or -1 when an in-list lookup failed along
+ * the way (that condition counted as false, *out is still set, err says why).
  */
-int rule_eval(const struct rule *r, const struct rule_vars *vars, struct rule_result *out,
-              char *err, size_t errlen);
+int rule_eval(const struct rule *r, const struct rule_vars *vars, const struct list_env *env,
+              struct rule_result *out, char *err, size_t errlen);
 
 /* True when evaluating r may contact a remote (an in-list on remote/<id>). */
 bool rule_uses_remote(const struct rule *r);

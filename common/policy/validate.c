@@ -9,6 +9,7 @@
 #include "lists.h"
 #include "log.h"
 #include "lookup.h"
+#include "remote_set.h"
 
 static void tempfail(struct rcpt_check *out, const char *why)
 {
@@ -17,41 +18,48 @@ static void tempfail(struct rcpt_check *out, const char *why)
 }
 
 /* Asks list l about key; fills cached/ms for remote lists. */
-static int ask_list(struct list *l, const char *key, const char *queue_id, struct rcpt_check *out)
+static int ask_list(struct list *l, const char *key, const struct list_env *env,
+                    struct rcpt_check *out)
 {
-    struct remote_cfg *r = list_remote(l);
+    const struct remote_def *r = list_remote(l);
     if (!r)
-        return list_contains(l, key, out->err, sizeof out->err);
+        return list_contains(l, key, env, out->err, sizeof out->err);
+    struct remote_rt *rt = remote_set_find(env->remotes, r->id);
+    if (!rt) {
+        set_error(out->err, sizeof out->err, "remote %s is not running", r->id);
+        return -1;
+    }
     struct lookup_info info;
-    int res = lookup_run(r, LOOKUP_RCPT, key, NULL, queue_id, &info, out->err, sizeof out->err);
+    int res = lookup_run(rt, LOOKUP_RCPT, key, NULL, env->queue_id, &info, out->err, sizeof out->err);
     out->cached = info.cached;
     out->ms = info.ms;
     return res;
 }
 
-void validate_rcpt(struct nh_config *cfg, const struct rule_vars *vars, bool authenticated,
-                   const char *queue_id, bool dry_run, struct rcpt_check *out)
+void validate_rcpt(const struct policy *pol, const struct list_env *env,
+                   const struct rule_vars *vars, bool authenticated, bool dry_run,
+                   struct rcpt_check *out)
 {
     struct rule_result rr;
     memset(out, 0, sizeof *out);
     out->verdict = RCPT_ACCEPT;
-    if (!cfg->rcpt_lookup_addresses) {
+    if (!pol->rcpt_lookup_addresses) {
         out->why = "no validation configured";
         return;
     }
-    if (authenticated && cfg->skip_authenticated) {
+    if (authenticated && pol->skip_authenticated) {
         out->why = "sender authenticated";
         return;
     }
-    if (cfg->rcpt_lookup_domains) {
-        if (rule_eval(cfg->rcpt_lookup_domains, vars, &rr, out->err, sizeof out->err) < 0)
+    if (pol->rcpt_lookup_domains) {
+        if (rule_eval(pol->rcpt_lookup_domains, vars, env, &rr, out->err, sizeof out->err) < 0)
             return tempfail(out, "domain rule lookup failed");
         if (rr.is_false) {
             out->why = "domain not validated";
             return;
         }
         int in = list_contains(rr.list, vars->v[RV_RCPT_DOMAIN] ? vars->v[RV_RCPT_DOMAIN] : "",
-                               out->err, sizeof out->err);
+                               env, out->err, sizeof out->err);
         if (in < 0)
             return tempfail(out, "domain lookup failed");
         if (in == 0) {
@@ -59,7 +67,7 @@ void validate_rcpt(struct nh_config *cfg, const struct rule_vars *vars, bool aut
             return;
         }
     }
-    if (rule_eval(cfg->rcpt_lookup_addresses, vars, &rr, out->err, sizeof out->err) < 0)
+    if (rule_eval(pol->rcpt_lookup_addresses, vars, env, &rr, out->err, sizeof out->err) < 0)
         return tempfail(out, "address rule lookup failed");
     if (rr.is_false) {
         out->why = "address not validated";
@@ -70,7 +78,7 @@ void validate_rcpt(struct nh_config *cfg, const struct rule_vars *vars, bool aut
         out->why = "would look up";
         return;
     }
-    int in = ask_list(rr.list, vars->v[RV_RCPT], queue_id, out);
+    int in = ask_list(rr.list, vars->v[RV_RCPT], env, out);
     if (in < 0)
         return tempfail(out, "lookup failed");
     out->verdict = in ? RCPT_ACCEPT : RCPT_UNKNOWN;

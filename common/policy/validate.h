@@ -12,7 +12,8 @@
 
 #include <stdbool.h>
 
-#include "config.h"
+#include "lists.h"
+#include "policy.h"
 #include "rules.h"
 #include "util.h"
 
@@ -28,10 +29,12 @@ struct rcpt_check {
 };
 
 /*
- * vars must hold RV_RCPT (normalized) and RV_RCPT_DOMAIN. With dry_run the
- * address list is only named, not asked (for -t).
+ * vars must hold RV_RCPT (normalized) and RV_RCPT_DOMAIN; env the running
+ * remotes and the queue id. With dry_run the address list is only named,
+ * not asked (for -t).
  */
-void validate_rcpt(struct nh_config *cfg, const struct rule_vars *vars, bool authenticated,
-                   const char *queue_id, bool dry_run, struct rcpt_check *out);
+void validate_rcpt(const struct policy *pol, const struct list_env *env,
+                   const struct rule_vars *vars, bool authenticated, bool dry_run,
+                   struct rcpt_check *out);
 
 #endif

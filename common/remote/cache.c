@@ -410,12 +410,49 @@ void cache_destroy(struct cache *c)
 
 void cache_clear(struct cache *c)
 {
+    cache_remove_if(c, NULL, NULL);
+}
+
+static size_t lru_remove_if(struct shard *s, struct lru *l, cache_match_fn match, void *ctx)
+{
+    size_t n = 0;
+    for (struct entry *e = l->oldest, *newer; e; e = newer) {
+        newer = e->newer;
+        if (!match || match(e->key, e->keylen, ctx)) {
+            entry_drop(s, e);
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t cache_remove_if(struct cache *c, cache_match_fn match, void *ctx)
+{
+    size_t n = 0;
     for (unsigned i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
         pthread_mutex_lock(&s->mu);
-        shard_empty(s);
+        n += lru_remove_if(s, &s->pos, match, ctx);
+        n += lru_remove_if(s, &s->neg, match, ctx);
         pthread_mutex_unlock(&s->mu);
     }
+    return n;
+}
+
+int cache_peek(struct cache *c, const char *key, size_t keylen, int64_t now, int64_t *ms_left_r)
+{
+    uint64_t hash = hash_key(key, keylen);
+    struct shard *s = shard_of(c, hash);
+    int r = -1;
+    pthread_mutex_lock(&s->mu);
+    struct entry *e = table_find(s, hash, key, keylen);
+    if (e && (now < e->expires || (e->positive && now - e->expires < c->ttl_stale))) {
+        r = e->positive ? 1 : 0;
+        if (ms_left_r)
+            *ms_left_r = e->expires - now;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
 }
 
 /* ---- direct access ---- */

@@ -44,6 +44,17 @@ int cache_get(struct cache *c, const char *key, size_t keylen, int64_t now);  /*
 void cache_put(struct cache *c, const char *key, size_t keylen, bool positive, int64_t now);
 void cache_clear(struct cache *c);
 
+/* True when key (keylen bytes, not NUL-terminated) is one to remove. */
+typedef bool (*cache_match_fn)(const char *key, size_t keylen, void *ctx);
+/* Removes every entry that match accepts (match NULL: every entry); returns how many. */
+size_t cache_remove_if(struct cache *c, cache_match_fn match, void *ctx);
+/*
+ * What the cache holds for key, without counting a hit or touching the LRU
+ * order: 1 yes, 0 no, -1 nothing that can be served. *ms_left_r (may be
+ * NULL) gets the time to expiry, negative for a yes served stale.
+ */
+int cache_peek(struct cache *c, const char *key, size_t keylen, int64_t now, int64_t *ms_left_r);
+
 struct cache_stats {
     uint64_t hits_positive, hits_negative, misses, stale_served, evictions;
     size_t entries_positive, entries_negative;

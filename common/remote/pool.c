@@ -41,7 +41,7 @@ struct pconn {
 };
 
 struct pool {
-    const struct remote_cfg *r;
+    const struct remote_def *r;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct pconn *idle;             /* most recently used first */
@@ -51,24 +51,9 @@ struct pool {
     int64_t down_until, backoff_ms;
 };
 
-static const char *const kind_names[] = { "rcpt", "vrfy", "expn", "auth" };
-
-int lookup_kind_parse(const char *name)
-{
-    for (size_t i = 0; name && i < ARRAY_SIZE(kind_names); i++)
-        if (strcasecmp(name, kind_names[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
-const char *lookup_kind_name(enum lookup_kind kind)
-{
-    return (unsigned)kind < ARRAY_SIZE(kind_names) ? kind_names[kind] : "?";
-}
-
 /* ------------------------------------------------------------ lifecycle */
 
-struct pool *pool_create(const struct remote_cfg *remote)
+struct pool *pool_create(const struct remote_def *remote)
 {
     struct pool *p = xcalloc(1, sizeof *p);
     pthread_condattr_t ca;
@@ -242,10 +227,10 @@ static struct pconn *pconn_open(struct pool *p, bool with_auth, int64_t deadline
 {
     struct pconn *pc = xcalloc(1, sizeof *pc);
     bool refused = false;
-    if (p->r->protocol == PROTO_IMAP)
-        pc->imap = imap_open(p->r, deadline_ms, &refused, err, errlen);
+    if (p->r->ep.protocol == PROTO_IMAP)
+        pc->imap = imap_open(&p->r->ep, deadline_ms, &refused, err, errlen);
     else
-        pc->smtp = smtp_open(p->r, with_auth, deadline_ms, &refused, err, errlen);
+        pc->smtp = smtp_open(&p->r->ep, with_auth, deadline_ms, &refused, err, errlen);
     pthread_mutex_lock(&p->mu);
     if (!pc->smtp && !pc->imap) {
         p->open--;
@@ -348,7 +333,7 @@ static void release(struct pool *p, struct pconn *pc, bool failed)
 
 static int64_t lookup_deadline(const struct pool *p)
 {
-    int64_t budget = p->r->timeout_ms > 0 ? p->r->timeout_ms : POOL_LOOKUP_BUDGET_MS;
+    int64_t budget = p->r->ep.timeout_ms > 0 ? p->r->ep.timeout_ms : POOL_LOOKUP_BUDGET_MS;
     if (budget > POOL_LOOKUP_BUDGET_MS)
         budget = POOL_LOOKUP_BUDGET_MS;
     return now_ms() + budget;
@@ -357,11 +342,11 @@ static int64_t lookup_deadline(const struct pool *p)
 static int check_lookup_args(const struct pool *p, enum lookup_kind kind, const char *arg,
                              const char *password, char *err, size_t errlen)
 {
-    if ((unsigned)kind >= ARRAY_SIZE(kind_names)) {
+    if ((unsigned)kind > LOOKUP_AUTH) {
         set_error(err, errlen, "unknown lookup kind");
         return -1;
     }
-    if (p->r->protocol == PROTO_IMAP && kind != LOOKUP_AUTH) {
+    if (p->r->ep.protocol == PROTO_IMAP && kind != LOOKUP_AUTH) {
         set_error(err, errlen, "%s lookups are not supported by imap", lookup_kind_name(kind));
         return -1;
     }
@@ -428,7 +413,7 @@ static void fail_all(const struct pool *p, struct relay_rcpt *rcpts, size_t n, c
     for (size_t i = 0; i < n; i++) {
         rcpts[i].code = 451;
         snprintf(rcpts[i].reply, sizeof rcpts[i].reply, "451 4.4.2 next hop %s: %s",
-                 p->r->id ? p->r->id : p->r->address, why);
+                 p->r->id ? p->r->id : p->r->ep.address, why);
     }
 }
 
@@ -436,7 +421,7 @@ int pool_relay(struct pool *p, const char *sender, struct relay_rcpt *rcpts, siz
                struct spool *msg, void (*progress)(void *ctx), void *ctx, int64_t deadline_ms,
                char *err, size_t errlen)
 {
-    if (p->r->protocol == PROTO_IMAP) {
+    if (p->r->ep.protocol == PROTO_IMAP) {
         set_error(err, errlen, "relay is not supported by imap");
         fail_all(p, rcpts, n, err);
         return -1;

@@ -19,19 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "ops.h"
+#include "remote.h"
 
 struct pool;
 struct spool;
 
-enum lookup_kind { LOOKUP_RCPT = 0, LOOKUP_VRFY, LOOKUP_EXPN, LOOKUP_AUTH };
-enum lookup_result { LOOKUP_ERROR = -1, LOOKUP_NO = 0, LOOKUP_YES = 1 };
-
-/* Parses "rcpt", "vrfy", "expn", "auth"; -1 when unknown. */
-int lookup_kind_parse(const char *name);
-const char *lookup_kind_name(enum lookup_kind kind);
-
-struct pool *pool_create(const struct remote_cfg *remote);
+struct pool *pool_create(const struct remote_def *remote);
 /* Closes every connection. No caller may be inside the pool. */
 void pool_destroy(struct pool *pool);
 
@@ -49,13 +43,6 @@ void pool_destroy(struct pool *pool);
 enum lookup_result pool_lookup(struct pool *pool, enum lookup_kind kind, const char *arg,
                                const char *password, char **members_r, char *reply,
                                size_t replylen, char *err, size_t errlen);
-
-/* One recipient of a relayed transaction and its outcome. */
-struct relay_rcpt {
-    const char *addr;   /* normalized, without angle brackets */
-    int code;           /* filled in: the SMTP/LMTP reply code for it */
-    char reply[256];    /* filled in: the reply text (or our error) */
-};
 
 /*
  * Delivers the message in `msg` (headers and body, as the MTA will deliver

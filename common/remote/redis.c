@@ -176,7 +176,7 @@ static bool wanted(enum lookup_kind kind)
 }
 
 /* prefix + remote id + ":" + key; returns its length, 0 when too long. Lock held. */
-static size_t full_key(const struct remote_cfg *r, const char *key, size_t keylen, char *out)
+static size_t full_key(const struct remote_def *r, const char *key, size_t keylen, char *out)
 {
     int n = snprintf(out, REDIS_KEY_MAX, "%s%s:", rs.prefix, r->id);
     if (n < 0 || (size_t)n + keylen >= REDIS_KEY_MAX)
@@ -185,7 +185,7 @@ static size_t full_key(const struct remote_cfg *r, const char *key, size_t keyle
     return (size_t)n + keylen;
 }
 
-int redis_cache_get(const struct remote_cfg *r, enum lookup_kind kind, const char *key, size_t keylen)
+int redis_cache_get(const struct remote_def *r, enum lookup_kind kind, const char *key, size_t keylen)
 {
     char k[REDIS_KEY_MAX];
     int answer = -1;
@@ -213,7 +213,7 @@ int redis_cache_get(const struct remote_cfg *r, enum lookup_kind kind, const cha
     return answer;
 }
 
-void redis_cache_put(const struct remote_cfg *r, enum lookup_kind kind, const char *key, size_t keylen,
+void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const char *key, size_t keylen,
                      int answer)
 {
     char k[REDIS_KEY_MAX];
@@ -249,12 +249,12 @@ int redis_cache_configure(const char *address, const char *prefix, char *err, si
     return redis_cache_check(address, err, errlen);
 }
 
-int redis_cache_get(const struct remote_cfg *r, enum lookup_kind kind, const char *key, size_t keylen)
+int redis_cache_get(const struct remote_def *r, enum lookup_kind kind, const char *key, size_t keylen)
 {
     return -1;
 }
 
-void redis_cache_put(const struct remote_cfg *r, enum lookup_kind kind, const char *key, size_t keylen,
+void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const char *key, size_t keylen,
                      int answer)
 {
 }

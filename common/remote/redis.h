@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
-#include "pool.h"
+#include "ops.h"
+#include "remote.h"
 
 /*
  * Sets the process-wide client from cache.redis ("ADDRESS:PORT",
@@ -38,10 +38,10 @@ int redis_cache_configure(const char *address, const char *prefix, char *err, si
 int redis_cache_check(const char *address, char *err, size_t errlen);
 
 /* 1 yes, 0 no, -1 not there (or Redis off, down, or not used for this kind). */
-int redis_cache_get(const struct remote_cfg *r, enum lookup_kind kind, const char *key, size_t keylen);
+int redis_cache_get(const struct remote_def *r, enum lookup_kind kind, const char *key, size_t keylen);
 
 /* Stores answer (LOOKUP_YES/NO; errors are ignored) with the remote's TTL. */
-void redis_cache_put(const struct remote_cfg *r, enum lookup_kind kind, const char *key, size_t keylen,
+void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const char *key, size_t keylen,
                      int answer);
 
 /* "hiredis X.Y.Z", or NULL when built without it (for -V). */

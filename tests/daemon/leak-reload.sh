@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/daemon/leak-reload.sh - 1,000 SIGUSR1 reloads leak nothing: 900 of
 # a config with a remote (pool + cache, lookups in between so connections
-# are open when a config is retired), a file list, an SQLite list, regex and
+# are open when a config is retired; every third reload changes the remote,
+# so its runtime is retired too, the others carry it over), a file list, an SQLite list, regex and
 # CIDR rules; 100 of a broken config (the error path). Every reload is
 # counted in the log (one at a time: signals sent faster would merge), the
 # milter answers lookups throughout and after, and:
@@ -46,11 +47,11 @@ db.execute("CREATE TABLE domains (name TEXT)")
 db.execute("INSERT INTO domains VALUES ('fake.test')")
 db.commit()
 EOF
-good() { # HEADER
+good() { # HEADER [REMOTE-TIMEOUT]
     cat <<EOF
 milter = { log = { level = "info"; }; };
 remote = { fake = { address = "127.0.0.1"; port = ${FAKE_PORT[fake]}; protocol = "lmtp"; lookup = true;
-  timeout = "3s"; concurrency = 2; tls = { enable = false; };
+  timeout = "${2:-3s}"; concurrency = 2; tls = { enable = false; };
   cache = { entries = 50; ttl = { positive = "1h"; negative = "1m"; }; }; }; };
 list = { files = "file://$TEST_DIR/domains.txt"; inline = [ "a.example", "b.example" ]; };
 database = { sql = { type = "sqlite"; path = "$TEST_DIR/routing.db";
@@ -66,6 +67,7 @@ EOF
 }
 good X-Gen-0 >"$TEST_DIR/milter.conf"
 good X-Gen-good >"$TEST_DIR/good.conf"
+good X-Gen-good 4s >"$TEST_DIR/good2.conf"   # a changed remote: its runtime is retired
 { good X-Gen-bad; echo 'bogus-key = 1;'; } >"$TEST_DIR/bad.conf"
 milter_start "$TEST_DIR" "$TEST_DIR/milter.conf" || exit 1
 # under valgrind MILTER_PID is the valgrind process, which is the milter
@@ -106,7 +108,7 @@ def lookup(i):
 counts = {"ok": 0, "failed": 0, None: 0}
 rss = {}
 for i in range(1, reloads + 1):
-    src = "bad.conf" if i % 10 == 0 else "good.conf"
+    src = "bad.conf" if i % 10 == 0 else "good2.conf" if i % 3 == 0 else "good.conf"
     shutil.copy(os.path.join(d, src), os.path.join(d, "milter.conf.new"))
     os.rename(os.path.join(d, "milter.conf.new"), os.path.join(d, "milter.conf"))
     os.kill(pid, signal.SIGUSR1)

@@ -31,10 +31,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "imap_client.h"
 #include "log.h"
-#include "pool.h"
+#include "ops.h"
 #include "smtp_client.h"
 #include "spool.h"
 #include "util.h"
@@ -111,25 +110,21 @@ static void *serve(void *arg)
     return NULL;
 }
 
-static void remote_for(struct remote_cfg *r, uint8_t opt)
+static void remote_for(struct endpoint *r, uint8_t opt)
 {
     static const enum remote_proto protos[] = { PROTO_SMTP, PROTO_LMTP, PROTO_IMAP, PROTO_SMTP };
     memset(r, 0, sizeof *r);
-    r->id = "fuzz";
+    r->name = "fuzz";
     r->address = address;
     r->protocol = protos[opt & 3];
-    r->concurrency = 1;
     r->timeout_ms = DEADLINE_MS;
-    r->lookup = true;
     r->tls_enable = opt & 8;
     r->tls_allow_invalid = true;
     r->auth_username = (opt & 4) ? "relay_user" : NULL;
     r->auth_secret = (opt & 4) ? "relay-secret" : NULL;
-    r->limits_errors = 3;
-    r->limits_requests = 50;
 }
 
-static void run_imap(const struct remote_cfg *r, uint8_t opt, int64_t deadline)
+static void run_imap(const struct endpoint *r, uint8_t opt, int64_t deadline)
 {
     char err[ERRLEN], reply[512];
     bool refused;
@@ -154,7 +149,7 @@ static void relay(struct smtp_session *s, int64_t deadline)
     spool_destroy(sp);
 }
 
-static void run_smtp(const struct remote_cfg *r, uint8_t opt, int64_t deadline)
+static void run_smtp(const struct endpoint *r, uint8_t opt, int64_t deadline)
 {
     static const char *const args[] = { "alice@example.org", "alice@example.org", "list@example.org",
                                         "alice@example.org" };
@@ -182,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup_once();
     if (size < 1)
         return 0;
-    struct remote_cfg r;
+    struct endpoint r;
     struct script sc = { data + 1, size - 1 };
     pthread_t tid;
     remote_for(&r, data[0]);

@@ -59,10 +59,10 @@ static void test_minimal_and_defaults(void **state)
     struct nh_config *cfg = expect_ok("milter = { socket = \"inet:8895@127.0.0.1\"; };\n");
     assert_string_equal(cfg->socket, "inet:8895@127.0.0.1");
     assert_int_equal(cfg->socket_mode, 0660);
-    assert_string_equal(cfg->routing_header, "X-Nexthop");
-    assert_int_equal(cfg->routing_timeout_ms, 120000);
-    assert_int_equal(cfg->on_tempfail, ON_TEMPFAIL_QUARANTINE);
-    assert_null(cfg->rcpt_lookup_addresses);
+    assert_string_equal(cfg->policy.routing_header, "X-Nexthop");
+    assert_int_equal(cfg->policy.routing_timeout_ms, 120000);
+    assert_int_equal(cfg->policy.on_tempfail, ON_TEMPFAIL_QUARANTINE);
+    assert_null(cfg->policy.rcpt_lookup_addresses);
     assert_int_equal(cfg->n_remotes, 0);
     config_unref(cfg);
 }
@@ -70,19 +70,20 @@ static void test_minimal_and_defaults(void **state)
 static void test_remote_defaults(void **state)
 {
     struct nh_config *cfg = expect_ok("remote = { lmtp = { address = \"127.0.0.1\"; protocol = \"lmtp\"; }; };\n");
-    const struct remote_cfg *r = config_remote(cfg, "lmtp");
+    const struct remote_def *r = config_remote(cfg, "lmtp");
     assert_non_null(r);
-    assert_int_equal(r->protocol, PROTO_LMTP);
-    assert_int_equal(r->port, 24);
+    assert_int_equal(r->ep.protocol, PROTO_LMTP);
+    assert_int_equal(r->ep.port, 24);
     assert_int_equal(r->concurrency, 10);
-    assert_int_equal(r->timeout_ms, 60000);
+    assert_int_equal(r->ep.timeout_ms, 60000);
     assert_false(r->lookup);
     assert_int_equal(r->cache_entries, 1024);
     assert_int_equal(r->ttl_positive_ms, 86400000);
     assert_int_equal(r->ttl_negative_ms, 3600000);
-    assert_true(r->tls_enable);
-    assert_true(r->tls_implicit);
-    assert_false(r->tls_allow_invalid);
+    assert_int_equal(r->ttl_auth_ms, 300000);
+    assert_true(r->ep.tls_enable);
+    assert_true(r->ep.tls_implicit);
+    assert_false(r->ep.tls_allow_invalid);
     assert_int_equal(r->limits_errors, 3);
     assert_int_equal(r->limits_requests, 50);
     config_unref(cfg);
@@ -154,7 +155,7 @@ static void test_secret_file_read_and_world_readable(void **state)
     snprintf(text, sizeof text,
              "remote = { a = { address = \"h\"; auth = { username = \"u\"; secret-file = \"%s\"; }; }; };\n", sf);
     struct nh_config *cfg = expect_ok(text);
-    assert_string_equal(config_remote(cfg, "a")->auth_secret, "s3cret");
+    assert_string_equal(config_remote(cfg, "a")->ep.auth_secret, "s3cret");
     assert_false(cfg->world_readable_secret);
     config_unref(cfg);
     chmod(sf, 0644);   /* a secret-file anyone can read is flagged too */
@@ -206,8 +207,8 @@ static void test_example_config_loads(void **state)
     struct nh_config *cfg = config_load(example, err, sizeof err);
     if (!cfg)
         fail_msg("example config: %s", err);
-    assert_non_null(config_list(cfg, "list/local-domains"));
-    assert_non_null(config_list(cfg, "remote/lmtp"));
+    assert_non_null(policy_list(&cfg->policy, "list/local-domains"));
+    assert_non_null(policy_list(&cfg->policy, "remote/lmtp"));
     config_unref(cfg);
 }
 

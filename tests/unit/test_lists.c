@@ -75,7 +75,7 @@ static int teardown(void **state)
 static int contains(struct list *l, const char *key)
 {
     char err[ERRLEN] = "";
-    int r = list_contains(l, key, err, sizeof err);
+    int r = list_contains(l, key, NULL, err, sizeof err);
     if (r < 0)
         fail_msg("list_contains(%s, %s) failed: %s", list_name(l), key, err);
     return r;
@@ -298,7 +298,7 @@ static void test_sql_is_read_only(void **state)
     struct fixture *f = *state;
     char err[ERRLEN] = "";
     struct list *l = sql_list(f, "DELETE FROM domains WHERE name = ?");
-    assert_int_equal(list_contains(l, "example.org", err, sizeof err), -1);
+    assert_int_equal(list_contains(l, "example.org", NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "sql/q: "));
     assert_non_null(strstr(err, "readonly"));
     list_free(l);
@@ -314,11 +314,11 @@ static void test_sql_error_after_load(void **state)
     struct list *l = sql_list(f, "SELECT 1 FROM domains WHERE name = ?");
     assert_int_equal(contains(l, "example.org"), 1);
     exec_sql(f->db_path, "DROP TABLE domains;");
-    assert_int_equal(list_contains(l, "example.org", err, sizeof err), -1);
+    assert_int_equal(list_contains(l, "example.org", NULL, err, sizeof err), -1);
     assert_string_equal(err, "sql/q: no such table: domains");
     /* the broken connection was dropped; a new one fails the same way */
     err[0] = '\0';
-    assert_int_equal(list_contains(l, "example.org", err, sizeof err), -1);
+    assert_int_equal(list_contains(l, "example.org", NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "no such table: domains"));
     /* and the list recovers once the table is back */
     exec_sql(f->db_path, "CREATE TABLE domains (name TEXT); INSERT INTO domains VALUES ('back.example');");
@@ -343,7 +343,7 @@ static void *worker_run(void *arg)
         char key[64], err[ERRLEN];
         int want = (i + w->id) % 3 != 0;
         snprintf(key, sizeof key, want ? "d%d.example" : "absent%d.example", (i * 7 + w->id) % 200);
-        int got = list_contains(w->list, key, err, sizeof err);
+        int got = list_contains(w->list, key, NULL, err, sizeof err);
         if (got < 0)
             w->errors++;
         else if (got == want)

@@ -241,7 +241,7 @@ static struct list *pg_list(const char *query)
 static int contains(struct list *l, const char *key)
 {
     char err[ERRLEN] = "";
-    int r = list_contains(l, key, err, sizeof err);
+    int r = list_contains(l, key, NULL, err, sizeof err);
     if (r < 0)
         fail_msg("list_contains(%s, %s) failed: %s", list_name(l), key, err);
     return r;
@@ -251,7 +251,7 @@ static int contains(struct list *l, const char *key)
 static void contains_fails(struct list *l, const char *key, char *err, size_t errlen)
 {
     err[0] = '\0';
-    if (list_contains(l, key, err, errlen) != -1)
+    if (list_contains(l, key, NULL, err, errlen) != -1)
         fail_msg("list_contains(%s, %s) did not fail", list_name(l), key);
 }
 
@@ -466,7 +466,7 @@ static void *worker_run(void *arg)
         char key[64];
         int want = (i + w->id) % 3 != 0;
         snprintf(key, sizeof key, want ? "d%d.example" : "absent%d.example", (i * 7 + w->id) % 200);
-        int got = list_contains(w->list, key, w->last_error, sizeof w->last_error);
+        int got = list_contains(w->list, key, NULL, w->last_error, sizeof w->last_error);
         if (got < 0)
             w->errors++;
         else if (got == want)

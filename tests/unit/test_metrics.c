@@ -20,6 +20,8 @@
 #include "cache.h"
 #include "config.h"
 #include "lookup.h"
+#include "pool.h"
+#include "runtime.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -39,10 +41,15 @@ static double value_of(const char *text, const char *series)
     return -1;
 }
 
-static char *render(const struct nh_config *cfg)
+/* Renders with the live numbers of run's remotes (run may be NULL). */
+static char *render(const struct nh_runtime *run)
 {
-    size_t len = 0;
-    char *text = metrics_render(cfg, &len);
+    size_t len = 0, n = remote_set_size(run ? run->remotes : NULL);
+    struct metrics_remote_live live[8];
+    assert_true(n <= 8);
+    if (run)
+        remote_set_live(run->remotes, live);
+    char *text = metrics_render(live, n, &len);
     assert_non_null(text);
     assert_int_equal(strlen(text), len);
     return text;
@@ -50,11 +57,11 @@ static char *render(const struct nh_config *cfg)
 
 static void test_lookup_counters(void **state)
 {
-    metrics_lookup("lmtp", LOOKUP_RCPT, LOOKUP_YES, "remote", 3);
-    metrics_lookup("lmtp", LOOKUP_RCPT, LOOKUP_YES, "cache", 0);
-    metrics_lookup("lmtp", LOOKUP_RCPT, LOOKUP_NO, "redis", 1);
-    metrics_lookup("lmtp", LOOKUP_RCPT, LOOKUP_ERROR, "remote", 25000);
-    metrics_lookup("imap", LOOKUP_AUTH, LOOKUP_YES, "remote", 40);
+    metrics_lookup("lmtp", "rcpt", LOOKUP_YES, "remote", 3);
+    metrics_lookup("lmtp", "rcpt", LOOKUP_YES, "cache", 0);
+    metrics_lookup("lmtp", "rcpt", LOOKUP_NO, "redis", 1);
+    metrics_lookup("lmtp", "rcpt", LOOKUP_ERROR, "remote", 25000);
+    metrics_lookup("imap", "auth", LOOKUP_YES, "remote", 40);
     char *t = render(NULL);
     assert_true(value_of(t, "nexthop_lookups_total{remote=\"lmtp\",kind=\"rcpt\",result=\"yes\"}") == 2);
     assert_true(value_of(t, "nexthop_lookups_total{remote=\"lmtp\",kind=\"rcpt\",result=\"no\"}") == 1);
@@ -72,7 +79,7 @@ static void test_histogram_is_cumulative(void **state)
 {
     long samples[] = { 0, 1, 3, 7, 60000 };
     for (size_t i = 0; i < ARRAY_SIZE(samples); i++)
-        metrics_lookup("h", LOOKUP_RCPT, LOOKUP_YES, "remote", samples[i]);
+        metrics_lookup("h", "rcpt", LOOKUP_YES, "remote", samples[i]);
     char *t = render(NULL);
     const char *b = "nexthop_lookup_duration_seconds_bucket{remote=\"h\",le=";
     char series[256];
@@ -117,7 +124,7 @@ static void test_relays_events_and_redis(void **state)
 
 static void test_label_values_are_escaped(void **state)
 {
-    metrics_lookup("we\"ird\\", LOOKUP_RCPT, LOOKUP_YES, "remote", 1);
+    metrics_lookup("we\"ird\\", "rcpt", LOOKUP_YES, "remote", 1);
     char *t = render(NULL);
     assert_true(value_of(t, "nexthop_lookups_total{remote=\"we\\\"ird\\\\\",kind=\"rcpt\",result=\"yes\"}") == 1);
     free(t);
@@ -126,7 +133,7 @@ static void test_label_values_are_escaped(void **state)
 /* Every line is a HELP, a TYPE or a sample of a family whose TYPE came first, declared once. */
 static void test_text_format_is_valid(void **state)
 {
-    metrics_lookup("lmtp", LOOKUP_RCPT, LOOKUP_YES, "remote", 3);
+    metrics_lookup("lmtp", "rcpt", LOOKUP_YES, "remote", 3);
     metrics_relay_rcpt("lmtp", 250);
     char *t = render(NULL);
     regex_t sample_re, type_re;
@@ -178,11 +185,11 @@ static void *bumper(void *arg)
     char own[32];
     snprintf(own, sizeof own, "t%ld", (long)(intptr_t)arg);
     for (int i = 0; i < BUMPS; i++) {
-        metrics_lookup(names[i & 1], LOOKUP_RCPT, LOOKUP_YES, "cache", i % 40);
+        metrics_lookup(names[i & 1], "rcpt", LOOKUP_YES, "cache", i % 40);
         if (i % 1000 == 0) {   /* many new ids at once: some land in "_other" */
             char id[48];
             snprintf(id, sizeof id, "%s-%d", own, i / 1000);
-            metrics_lookup(id, LOOKUP_RCPT, LOOKUP_NO, "remote", 1);
+            metrics_lookup(id, "rcpt", LOOKUP_NO, "remote", 1);
         }
     }
     return NULL;
@@ -227,28 +234,29 @@ static void test_runtime_numbers_of_a_config(void **state)
     struct nh_config *cfg = config_load(path, err, sizeof err);
     unlink(path);
     assert_non_null(cfg);
-    assert_int_equal(config_start(cfg, err, sizeof err), 0);
-    struct remote_cfg *r = &cfg->remotes[0];
+    struct nh_runtime *run = runtime_start(cfg, NULL, 0, err, sizeof err);
+    assert_non_null(run);
+    struct remote_rt *r = remote_set_find(run->remotes, "store");
 
-    char *t = render(cfg);
+    char *t = render(run);
     assert_true(value_of(t, "nexthop_pool_connections_open{remote=\"store\"}") == 0);
     assert_true(value_of(t, "nexthop_remote_down{remote=\"store\"}") == 0);
     assert_true(value_of(t, "nexthop_lookups_total{remote=\"store\",kind=\"rcpt\",result=\"yes\"}") == 0);
     free(t);
 
-    cache_put(r->rt->cache, "k1", 2, true, now_ms());
-    cache_put(r->rt->cache, "k2", 2, false, now_ms());
-    assert_int_equal(cache_get(r->rt->cache, "k1", 2, now_ms()), 1);
+    cache_put(r->cache, "k1", 2, true, now_ms());
+    cache_put(r->cache, "k2", 2, false, now_ms());
+    assert_int_equal(cache_get(r->cache, "k1", 2, now_ms()), 1);
     char reply[256];
-    assert_int_equal(pool_lookup(r->rt->pool, LOOKUP_RCPT, "a@example.org", NULL, NULL, reply,
+    assert_int_equal(pool_lookup(r->pool, LOOKUP_RCPT, "a@example.org", NULL, NULL, reply,
                                  sizeof reply, err, sizeof err), LOOKUP_ERROR);
-    t = render(cfg);
+    t = render(run);
     assert_true(value_of(t, "nexthop_cache_entries{remote=\"store\",answer=\"yes\"}") == 1);
     assert_true(value_of(t, "nexthop_cache_entries{remote=\"store\",answer=\"no\"}") == 1);
     assert_true(value_of(t, "nexthop_cache_hits_total{remote=\"store\",answer=\"yes\"}") == 1);
     assert_true(value_of(t, "nexthop_remote_down{remote=\"store\"}") == 1);
     free(t);
-    config_unref(cfg);
+    runtime_unref(run);
 }
 
 int main(void)

@@ -22,9 +22,10 @@
 #include "nexthop_map.h"
 #include "util.h"
 
-static struct remote_cfg remote(const char *id, const char *address, int port, enum remote_proto p)
+static struct remote_def remote(const char *id, const char *address, int port, enum remote_proto p)
 {
-    struct remote_cfg r = { .id = (char *)id, .address = (char *)address, .port = port, .protocol = p };
+    struct remote_def r = { .id = (char *)id,
+                            .ep = { .name = id, .address = (char *)address, .port = port, .protocol = p } };
     return r;
 }
 
@@ -42,17 +43,17 @@ static void test_postfix_transport(void **state)
     };
     char out[256], err[ERRLEN];
     for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
-        struct remote_cfg r = remote("hop", ok[i].address, ok[i].port, ok[i].proto);
+        struct remote_def r = remote("hop", ok[i].address, ok[i].port, ok[i].proto);
         assert_int_equal(nexthop_postfix_transport(&r, out, sizeof out, err, sizeof err), 0);
         assert_string_equal(out, ok[i].want);
     }
-    struct remote_cfg imap = remote("box", "127.0.0.1", 143, PROTO_IMAP);
+    struct remote_def imap = remote("box", "127.0.0.1", 143, PROTO_IMAP);
     assert_int_equal(nexthop_postfix_transport(&imap, out, sizeof out, err, sizeof err), -1);
     assert_non_null(strstr(err, "box speaks imap"));
-    struct remote_cfg smtp_unix = remote("sock", "unix:/run/x", 0, PROTO_SMTP);
+    struct remote_def smtp_unix = remote("sock", "unix:/run/x", 0, PROTO_SMTP);
     assert_int_equal(nexthop_postfix_transport(&smtp_unix, out, sizeof out, err, sizeof err), -1);
     assert_non_null(strstr(err, "unix socket"));
-    struct remote_cfg lmtp = remote("hop", "127.0.0.1", 24, PROTO_LMTP);
+    struct remote_def lmtp = remote("hop", "127.0.0.1", 24, PROTO_LMTP);
     assert_int_equal(nexthop_postfix_transport(&lmtp, out, 10, err, sizeof err), -1);
 }
 
@@ -60,19 +61,19 @@ static void test_sendmail_mailertable(void **state)
 {
     (void)state;
     char out[256], err[ERRLEN];
-    struct remote_cfg a = remote("lmtp", "127.0.0.1", 24, PROTO_LMTP);
+    struct remote_def a = remote("lmtp", "127.0.0.1", 24, PROTO_LMTP);
     assert_int_equal(nexthop_sendmail_mailertable(&a, out, sizeof out, err, sizeof err), 0);
     assert_string_equal(out, "nexthop_lmtp:[127.0.0.1]");
-    struct remote_cfg b = remote("relay-2", "mx.example.net", 2525, PROTO_SMTP);
+    struct remote_def b = remote("relay-2", "mx.example.net", 2525, PROTO_SMTP);
     assert_int_equal(nexthop_sendmail_mailertable(&b, out, sizeof out, err, sizeof err), 0);
     assert_string_equal(out, "nexthop_relay-2:[mx.example.net]");
-    struct remote_cfg c = remote("v6", "2001:db8::24", 24, PROTO_LMTP);
+    struct remote_def c = remote("v6", "2001:db8::24", 24, PROTO_LMTP);
     assert_int_equal(nexthop_sendmail_mailertable(&c, out, sizeof out, err, sizeof err), 0);
     assert_string_equal(out, "nexthop_v6:[IPv6:2001:db8::24]");
-    struct remote_cfg d = remote("store", "unix:/run/dovecot/lmtp", 0, PROTO_LMTP);
+    struct remote_def d = remote("store", "unix:/run/dovecot/lmtp", 0, PROTO_LMTP);
     assert_int_equal(nexthop_sendmail_mailertable(&d, out, sizeof out, err, sizeof err), 0);
     assert_string_equal(out, "nexthop_store:localhost");
-    struct remote_cfg e = remote("box", "127.0.0.1", 143, PROTO_IMAP);
+    struct remote_def e = remote("box", "127.0.0.1", 143, PROTO_IMAP);
     assert_int_equal(nexthop_sendmail_mailertable(&e, out, sizeof out, err, sizeof err), -1);
 
     /* a mailer name is one Sendmail token */
@@ -195,15 +196,13 @@ static struct nh_config *load(void)
     struct nh_config *cfg = config_load(conf_path, err, sizeof err);
     if (!cfg)
         fail_msg("config: %s", err);
-    if (config_start(cfg, err, sizeof err) < 0)
-        fail_msg("config_start: %s", err);
     return cfg;
 }
 
 static const char *ask(const struct nh_config *cfg, const char *req)
 {
     static char reply[NEXTHOP_MAP_REPLY_MAX];
-    nexthop_map_answer(cfg, req, strlen(req), reply, sizeof reply);
+    nexthop_map_answer(&cfg->policy, NULL, req, strlen(req), reply, sizeof reply);
     return reply;
 }
 
@@ -233,7 +232,7 @@ static void test_answers(void **state)
     assert_string_equal(ask(cfg, "nexthop alice@dovecot.test"), "OK lmtp:inet:127.0.0.1:24");
     /* the reply is always bounded and NUL-terminated */
     char tiny[8];
-    nexthop_map_answer(cfg, "nexthop alice@dovecot.test", 26, tiny, sizeof tiny);
+    nexthop_map_answer(&cfg->policy, NULL, "nexthop alice@dovecot.test", 26, tiny, sizeof tiny);
     assert_string_equal(tiny, "OK lmtp");
     config_unref(cfg);
     unlink(conf_path);

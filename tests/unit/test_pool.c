@@ -219,18 +219,19 @@ static int fake_max_sessions(const struct fake *f)
 
 /* ------------------------------------------------------------ remotes */
 
-static void remote_init(struct remote_cfg *r, int port, enum remote_proto proto)
+static void remote_init(struct remote_def *r, int port, enum remote_proto proto)
 {
     memset(r, 0, sizeof *r);
     r->id = (char *)"fake";
-    r->address = (char *)"127.0.0.1";
-    r->port = port;
-    r->protocol = proto;
+    r->ep.name = r->id;
+    r->ep.address = (char *)"127.0.0.1";
+    r->ep.port = port;
+    r->ep.protocol = proto;
     r->concurrency = 4;
-    r->timeout_ms = 2000;
+    r->ep.timeout_ms = 2000;
     r->lookup = true;
-    r->tls_enable = false;
-    r->tls_implicit = true;
+    r->ep.tls_enable = false;
+    r->ep.tls_implicit = true;
     r->limits_errors = 3;
     r->limits_requests = 50;
 }
@@ -258,7 +259,7 @@ static void test_kind_names(void **state)
 static void check_rcpt_answers(enum remote_proto proto, const char *hello)
 {
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "normal", NULL);
     remote_init(&r, f.port, proto);
@@ -299,7 +300,7 @@ static void test_vrfy_expn(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     char *members = NULL;
     fake_start(&f, "normal", NULL);
@@ -327,7 +328,7 @@ static void test_vrfy_expn(void **state)
 static void check_fault(const char *scenario, const char *extra, const char *expect_err)
 {
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     if (extra)
         fake_start(&f, scenario, "--delay", extra, NULL);
@@ -367,7 +368,7 @@ static void test_injection_rejected(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "normal", "--auth", "alice:secret", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
@@ -413,12 +414,12 @@ static void test_starttls_required(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "nostarttls", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
-    r.tls_enable = true;
-    r.tls_implicit = false;
+    r.ep.tls_enable = true;
+    r.ep.tls_implicit = false;
     struct pool *p = pool_create(&r);
     assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
     assert_non_null(strstr(err, "STARTTLS"));
@@ -434,12 +435,12 @@ static void test_implicit_tls_to_plain_server(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "normal", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
-    r.tls_enable = true;
-    r.tls_implicit = true;
+    r.ep.tls_enable = true;
+    r.ep.tls_implicit = true;
     struct pool *p = pool_create(&r);
     int64_t t0 = now_ms();
     assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
@@ -479,13 +480,13 @@ static void test_concurrency_limit(void **state)
     (void)state;
     enum { N = 100 };
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     pthread_t th[N];
     static struct worker w[N];
     fake_start(&f, "normal", NULL);
     remote_init(&r, f.port, PROTO_LMTP);
     r.concurrency = 4;
-    r.timeout_ms = 10000;
+    r.ep.timeout_ms = 10000;
     struct pool *p = pool_create(&r);
     for (int i = 0; i < N; i++) {
         w[i] = (struct worker){ .pool = p, .id = i };
@@ -515,7 +516,7 @@ static void test_limits_requests(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "normal", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
@@ -538,7 +539,7 @@ static void test_limits_errors(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "tempfail-rcpt", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
@@ -570,7 +571,7 @@ static int closed_port(void)
 static void test_host_down(void **state)
 {
     (void)state;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     remote_init(&r, closed_port(), PROTO_LMTP);
     struct pool *p = pool_create(&r);
@@ -600,14 +601,14 @@ static void test_unix_socket(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN], path[300], address[310];
     snprintf(path, sizeof path, "/tmp/test_pool.%d.sock", (int)getpid());
     unlink(path);
     fake_start(&f, "normal", "--unix", path, NULL);
     snprintf(address, sizeof address, "unix:%s", path);
     remote_init(&r, 0, PROTO_LMTP);
-    r.address = address;
+    r.ep.address = address;
     struct pool *p = pool_create(&r);
     assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
     assert_int_equal(lookup(p, LOOKUP_RCPT, "no@example.org", NULL, reply, err), LOOKUP_NO);
@@ -629,7 +630,7 @@ static void test_idle_dropped_by_server(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "normal", "--idle-close", "0.3", NULL);
     remote_init(&r, f.port, PROTO_LMTP);
@@ -648,7 +649,7 @@ static void test_noop_before_reuse(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "normal", NULL);
     remote_init(&r, f.port, PROTO_LMTP);
@@ -684,7 +685,7 @@ static void test_relay_lmtp(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char err[ERRLEN] = "";
     fake_start(&f, "normal", NULL);
     remote_init(&r, f.port, PROTO_LMTP);
@@ -721,7 +722,7 @@ static void test_relay_smtp_one_reply(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char err[ERRLEN] = "";
     fake_start(&f, "normal", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
@@ -759,7 +760,7 @@ static void test_relay_tempfail_data(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char err[ERRLEN] = "";
     fake_start(&f, "tempfail-data", NULL);
     remote_init(&r, f.port, PROTO_LMTP);
@@ -780,11 +781,11 @@ static void test_relay_timeout_after_data(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char err[ERRLEN] = "";
     fake_start(&f, "hang-data", NULL);
     remote_init(&r, f.port, PROTO_LMTP);
-    r.timeout_ms = 4500;
+    r.ep.timeout_ms = 4500;
     struct pool *p = pool_create(&r);
     struct relay_rcpt rc[2] = { { .addr = "ok1@example.org" }, { .addr = "x@example.org" } };
     struct spool *msg = message("hello\n", 1024);
@@ -811,7 +812,7 @@ static void test_relay_timeout_after_data(void **state)
 static void check_auth_mech(const char *mech)
 {
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN], line[64];
     fake_start(&f, "normal", "--auth", "alice@example.org:s3cr=t,x", "--mechs", mech, NULL);
     remote_init(&r, f.port, PROTO_SMTP);
@@ -850,18 +851,18 @@ static void test_relay_user_auth(void **state)
 {
     (void)state;
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "normal", "--auth", "relay:pw", "--mechs", "PLAIN", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
-    r.auth_username = (char *)"relay";
-    r.auth_secret = (char *)"pw";
+    r.ep.auth_username = (char *)"relay";
+    r.ep.auth_secret = (char *)"pw";
     struct pool *p = pool_create(&r);
     assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
     pool_destroy(p);
     assert_true(log_has(&f, "AUTH PLAIN"));
 
-    r.auth_secret = (char *)"bad";
+    r.ep.auth_secret = (char *)"bad";
     p = pool_create(&r);
     assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
     assert_non_null(strstr(err, "AUTH"));
@@ -874,7 +875,7 @@ static void check_imap_auth(const char *caps, const char *pass, const char *wron
                             const char *expect_line)
 {
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN], auth[300];
     snprintf(auth, sizeof auth, "alice@example.org:%s", pass);
     fake_start(&f, "normal", "--proto", "imap", "--imap-caps", caps, "--auth", auth, NULL);
@@ -917,7 +918,7 @@ static void test_imap_faults(void **state)
     static const char *const scenarios[] = { "garbage", "hang", "bigline", "slow" };
     for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++) {
         struct fake f;
-        struct remote_cfg r;
+        struct remote_def r;
         char reply[256], err[ERRLEN];
         fake_start(&f, scenarios[i], "--proto", "imap", "--auth", "a:b", "--delay", "2.5", NULL);
         remote_init(&r, f.port, PROTO_IMAP);
@@ -931,7 +932,7 @@ static void test_imap_faults(void **state)
     }
     /* LOGINDISABLED and no AUTH=PLAIN: nothing to log in with */
     struct fake f;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     fake_start(&f, "normal", "--proto", "imap", "--imap-caps", "LOGINDISABLED", "--auth", "a:b",
                NULL);
@@ -945,8 +946,8 @@ static void test_imap_faults(void **state)
     /* STARTTLS demanded but not offered: no credentials in plain text */
     fake_start(&f, "normal", "--proto", "imap", "--auth", "a:b", NULL);
     remote_init(&r, f.port, PROTO_IMAP);
-    r.tls_enable = true;
-    r.tls_implicit = false;
+    r.ep.tls_enable = true;
+    r.ep.tls_implicit = false;
     p = pool_create(&r);
     assert_int_equal(lookup(p, LOOKUP_AUTH, "a", "b", reply, err), LOOKUP_ERROR);
     assert_non_null(strstr(err, "STARTTLS"));
@@ -960,7 +961,7 @@ static void test_imap_faults(void **state)
 static void test_imap_rejects_smtp_lookups(void **state)
 {
     (void)state;
-    struct remote_cfg r;
+    struct remote_def r;
     char reply[256], err[ERRLEN];
     remote_init(&r, closed_port(), PROTO_IMAP);
     struct pool *p = pool_create(&r);

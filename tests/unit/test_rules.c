@@ -88,19 +88,19 @@ static int setup(void **state)
 
     struct nh_config *cfg = &fx->cfg;
     cfg->remotes = xcalloc(3, sizeof *cfg->remotes);
-    cfg->remotes[0] = (struct remote_cfg){ .id = (char *)"lmtp", .lookup = true };
-    cfg->remotes[1] = (struct remote_cfg){ .id = (char *)"smtp", .lookup = false };
-    cfg->remotes[2] = (struct remote_cfg){ .id = (char *)"mx2", .lookup = false };
+    cfg->remotes[0] = (struct remote_def){ .id = (char *)"lmtp", .lookup = true };
+    cfg->remotes[1] = (struct remote_def){ .id = (char *)"smtp", .lookup = false };
+    cfg->remotes[2] = (struct remote_def){ .id = (char *)"mx2", .lookup = false };
     cfg->n_remotes = 3;
-    cfg->lists = xcalloc(4, sizeof *cfg->lists);
-    cfg->lists[0] = list_new_inline("list/local", local, ARRAY_SIZE(local));
-    cfg->lists[1] = list_new_file("list/domains", "file://" TEST_DATA_DIR "/list-domains.txt", err,
+    cfg->policy.lists = xcalloc(4, sizeof *cfg->policy.lists);
+    cfg->policy.lists[0] = list_new_inline("list/local", local, ARRAY_SIZE(local));
+    cfg->policy.lists[1] = list_new_file("list/domains", "file://" TEST_DATA_DIR "/list-domains.txt", err,
                                   sizeof err);
-    if (!cfg->lists[1])
+    if (!cfg->policy.lists[1])
         fail_msg("%s", err);
-    cfg->lists[2] = must_sql_list("sql/domains", &fx->db, "SELECT 1 FROM domains WHERE name = ?");
-    cfg->lists[3] = list_new_remote("remote/lmtp", &cfg->remotes[0]);
-    cfg->n_lists = 4;
+    cfg->policy.lists[2] = must_sql_list("sql/domains", &fx->db, "SELECT 1 FROM domains WHERE name = ?");
+    cfg->policy.lists[3] = list_new_remote("remote/lmtp", &cfg->remotes[0]);
+    cfg->policy.n_lists = 4;
     *state = fx;
     return 0;
 }
@@ -108,9 +108,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < fx->cfg.n_lists; i++)
-        list_free(fx->cfg.lists[i]);
-    free(fx->cfg.lists);
+    for (size_t i = 0; i < fx->cfg.policy.n_lists; i++)
+        list_free(fx->cfg.policy.lists[i]);
+    free(fx->cfg.policy.lists);
     free(fx->cfg.remotes);
     unlink(fx->db_path);
     char path[160];
@@ -119,6 +119,24 @@ static int teardown(void **state)
     rmdir(fx->dir);
     free(fx);
     return 0;
+}
+
+static const struct remote_def *names_remote(const void *ctx, const char *id)
+{
+    return config_remote(ctx, id);
+}
+
+static struct list *names_list(const void *ctx, const char *name)
+{
+    return policy_list(&((const struct nh_config *)ctx)->policy, name);
+}
+
+/* How rules find the remotes and lists of cfg, as the config loader answers. */
+static const struct rule_names *names_of(const struct nh_config *cfg)
+{
+    static struct rule_names names;
+    names = (struct rule_names){ cfg, names_remote, names_list };
+    return &names;
 }
 
 /* Parses "queue = { outbound = { next-hop = BODY; }; };" (BODY starts on line 1). */
@@ -134,7 +152,7 @@ static struct rule *parse_with(struct nh_config *cfg, const char *body, enum rul
         fail_msg("libconfig refused the test text at line %d: %s\n%s", config_error_line(&lc),
                  config_error_text(&lc), text);
     err[0] = '\0';
-    struct rule *r = rule_parse(config_lookup(&lc, RULE_PATH), kind, cfg, err, errlen);
+    struct rule *r = rule_parse(config_lookup(&lc, RULE_PATH), kind, names_of(cfg), err, errlen);
     config_destroy(&lc);   /* the rule must not keep pointers into it */
     free(text);
     return r;
@@ -154,7 +172,7 @@ static const char *eval_str(const struct rule *r, const struct rule_vars *vars,
                             struct rule_result *res)
 {
     char err[ERRLEN] = "";
-    if (rule_eval(r, vars, res, err, sizeof err) != 0)
+    if (rule_eval(r, vars, NULL, res, err, sizeof err) != 0)
         fail_msg("rule_eval failed: %s", err);
     return res->str;
 }
@@ -403,13 +421,13 @@ static void test_value_kinds(void **state)
                    "  { else = false; } )", RULE_LIST_OR_FALSE);
     eval_str(r, &vars, &res);
     assert_false(res.is_false);
-    assert_ptr_equal(res.list, config_list(&fx->cfg, "sql/domains"));
+    assert_ptr_equal(res.list, policy_list(&fx->cfg.policy, "sql/domains"));
     assert_string_equal(res.str, "sql/domains");
     rule_free(r);
 
     r = must_parse("\"remote/lmtp\"", RULE_LIST_OR_FALSE);
     eval_str(r, &vars, &res);
-    assert_ptr_equal(res.list, fx->cfg.lists[3]);
+    assert_ptr_equal(res.list, fx->cfg.policy.lists[3]);
     assert_ptr_equal(list_remote(res.list), &fx->cfg.remotes[0]);
     assert_false(rule_uses_remote(r));   /* naming a list as a value contacts nobody */
     rule_free(r);
@@ -450,37 +468,37 @@ static void test_rule_constant(void **state)
     struct rule_result res;
     struct rule *r;
 
-    r = rule_constant(RULE_ACTION, "header", &fx->cfg, err, sizeof err);
+    r = rule_constant(RULE_ACTION, "header", names_of(&fx->cfg), err, sizeof err);
     assert_non_null(r);
     eval_str(r, NULL, &res);
     assert_int_equal(res.action, ACTION_HEADER);
     rule_free(r);
 
-    r = rule_constant(RULE_REMOTE_OR_FALSE, "false", &fx->cfg, err, sizeof err);
+    r = rule_constant(RULE_REMOTE_OR_FALSE, "false", names_of(&fx->cfg), err, sizeof err);
     eval_str(r, NULL, &res);
     assert_true(res.is_false);
     rule_free(r);
 
-    r = rule_constant(RULE_REMOTE_OR_FALSE, NULL, &fx->cfg, err, sizeof err);
+    r = rule_constant(RULE_REMOTE_OR_FALSE, NULL, names_of(&fx->cfg), err, sizeof err);
     eval_str(r, NULL, &res);
     assert_true(res.is_false);
     rule_free(r);
 
-    r = rule_constant(RULE_REMOTE_OR_FALSE, "smtp", &fx->cfg, err, sizeof err);
+    r = rule_constant(RULE_REMOTE_OR_FALSE, "smtp", names_of(&fx->cfg), err, sizeof err);
     eval_str(r, NULL, &res);
     assert_ptr_equal(res.remote, &fx->cfg.remotes[1]);
     rule_free(r);
 
-    assert_null(rule_constant(RULE_REMOTE_OR_FALSE, "nowhere", &fx->cfg, err, sizeof err));
+    assert_null(rule_constant(RULE_REMOTE_OR_FALSE, "nowhere", names_of(&fx->cfg), err, sizeof err));
     assert_string_equal(err, "default value 'nowhere': unknown remote 'nowhere'");
-    assert_null(rule_constant(RULE_ACTION, "false", &fx->cfg, err, sizeof err));
+    assert_null(rule_constant(RULE_ACTION, "false", names_of(&fx->cfg), err, sizeof err));
     assert_string_equal(err, "default value 'false': must be header, relay or quarantine, not false");
-    assert_null(rule_constant(RULE_LIST_OR_FALSE, "remote/smtp", &fx->cfg, err, sizeof err));
+    assert_null(rule_constant(RULE_LIST_OR_FALSE, "remote/smtp", names_of(&fx->cfg), err, sizeof err));
     assert_string_equal(err, "default value 'remote/smtp': remote smtp is used for lookups but "
                              "has lookup = false");
 
     /* no rule at all evaluates to false */
-    assert_int_equal(rule_eval(NULL, NULL, &res, err, sizeof err), 0);
+    assert_int_equal(rule_eval(NULL, NULL, NULL, &res, err, sizeof err), 0);
     assert_true(res.is_false);
     assert_false(rule_uses_remote(NULL));
     rule_free(NULL);
@@ -674,7 +692,7 @@ static void test_error_names_the_file(void **state)
     config_init(&lc);
     if (!config_read_file(&lc, TEST_DATA_DIR "/rules-bad.conf"))
         fail_msg("%s", config_error_text(&lc));
-    assert_null(rule_parse(config_lookup(&lc, P), RULE_REMOTE_OR_FALSE, &fx->cfg, err, sizeof err));
+    assert_null(rule_parse(config_lookup(&lc, P), RULE_REMOTE_OR_FALSE, names_of(&fx->cfg), err, sizeof err));
     if (strncmp(err, want, strlen(want)) != 0)
         fail_msg("got: %s\nwant: %s...", err, want);
     config_destroy(&lc);
@@ -718,8 +736,8 @@ static void test_lookup_error(void **state)
     struct list *lists[] = { must_sql_list("sql/a", &db, "SELECT 1 FROM a WHERE name = ?"),
                              must_sql_list("sql/b", &db, "SELECT 1 FROM b WHERE name = ?") };
     struct nh_config cfg = fx->cfg;
-    cfg.lists = lists;
-    cfg.n_lists = ARRAY_SIZE(lists);
+    cfg.policy.lists = lists;
+    cfg.policy.n_lists = ARRAY_SIZE(lists);
 
     struct rule *in = parse_with(&cfg, "( { if = \"rcpt-domain\"; in-list = \"sql/a\"; then = \"lmtp\"; },"
                           "  { else = false; } )", RULE_REMOTE_OR_FALSE, err, sizeof err);
@@ -743,25 +761,25 @@ static void test_lookup_error(void **state)
     exec_sql(path, "DROP TABLE a; DROP TABLE b;");
 
     err[0] = '\0';
-    assert_int_equal(rule_eval(in, &v, &res, err, sizeof err), -1);
+    assert_int_equal(rule_eval(in, &v, NULL, &res, err, sizeof err), -1);
     assert_true(res.is_false);
     assert_string_equal(err, "sql/a: no such table: a");
 
     err[0] = '\0';
-    assert_int_equal(rule_eval(not_in, &v, &res, err, sizeof err), -1);
+    assert_int_equal(rule_eval(not_in, &v, NULL, &res, err, sizeof err), -1);
     assert_true(res.is_false);   /* an unknown answer satisfies neither form */
     assert_non_null(strstr(err, "no such table: a"));
 
     /* evaluation goes on after the failures; err keeps the first one */
     err[0] = '\0';
-    assert_int_equal(rule_eval(either, &v, &res, err, sizeof err), -1);
+    assert_int_equal(rule_eval(either, &v, NULL, &res, err, sizeof err), -1);
     assert_string_equal(res.str, "smtp");
     assert_ptr_equal(res.remote, &fx->cfg.remotes[1]);
     assert_non_null(strstr(err, "sql/a: "));
 
     /* an empty value never consults the list */
     err[0] = '\0';
-    assert_int_equal(rule_eval(in, &unset, &res, err, sizeof err), 0);
+    assert_int_equal(rule_eval(in, &unset, NULL, &res, err, sizeof err), 0);
     assert_true(res.is_false);
     assert_string_equal(err, "");
 
