@@ -27,109 +27,8 @@
 #include "log.h"
 #include "redis.h"
 #include "rules.h"
-#include "endpoint.h"
+#include "schema.h"
 #include "util.h"
-
-enum key_type {
-    K_GROUP = 0, K_STRING, K_INT, K_BOOL, K_DURATION, K_MODE, K_RULE, K_LISTVAL,
-};
-
-enum key_scope { S_NONE = 0, S_GLOBAL, S_REMOTE };
-
-struct key_def {
-    const char *path;      /* '*' stands for an id chosen by the user */
-    enum key_type type;
-    const char *def;       /* default as text, NULL = none */
-    enum key_scope scope;
-    size_t offset;         /* into nh_config or remote_def */
-    const char *help;
-};
-
-#define G(f) S_GLOBAL, offsetof(struct nh_config, f)
-#define R(f) S_REMOTE, offsetof(struct remote_def, f)
-#define NONE S_NONE, 0
-
-static const struct key_def schema[] = {
-    { "milter", K_GROUP, NULL, NONE, "the daemon itself" },
-    { "milter.socket", K_STRING, "unix:/run/milter-nexthop/milter.sock", G(socket),
-      "libmilter socket: unix:/path or inet:PORT@ADDRESS (-p overrides)" },
-    { "milter.socket-mode", K_MODE, "0660", G(socket_mode), "permissions of a unix socket" },
-    { "milter.user", K_STRING, NULL, G(user), "user to switch to after the socket exists (-u overrides)" },
-    { "milter.group", K_STRING, NULL, G(group), "group of the socket and of the process" },
-    { "milter.pidfile", K_STRING, NULL, G(pidfile), "pid file (-P overrides)" },
-    { "milter.log", K_GROUP, NULL, NONE, "logging" },
-    { "milter.log.level", K_STRING, "info", NONE, "error | warning | info | debug" },
-    { "milter.log.syslog", K_BOOL, "true", G(log_syslog), "log to syslog (mail facility) unless -f" },
-
-    { "remote", K_GROUP, NULL, NONE, "remote hosts, one group per id" },
-    { "remote.*", K_GROUP, NULL, NONE, "one remote host" },
-    { "remote.*.address", K_STRING, NULL, R(ep.address), "host name, IP address or unix:/path" },
-    { "remote.*.port", K_INT, NULL, NONE, "TCP port (default by protocol: smtp 25/465, lmtp 24, imap 143/993)" },
-    { "remote.*.protocol", K_STRING, "smtp", NONE, "lmtp | smtp | imap" },
-    { "remote.*.concurrency", K_INT, "10", R(concurrency), "most connections open at once" },
-    { "remote.*.timeout", K_DURATION, "60s", R(ep.timeout_ms), "connect limit; commands wait at most min(timeout, 25s)" },
-    { "remote.*.lookup", K_BOOL, "false", R(lookup), "may be used for lookups" },
-    { "remote.*.lowercase-localpart", K_BOOL, "false", R(lowercase_localpart), "lower-case local parts before looking them up" },
-    { "remote.*.catch-all", K_BOOL, "true", R(catch_all), "detect domains that accept any local part and stop probing them" },
-    { "remote.*.cache", K_GROUP, NULL, NONE, "lookup cache" },
-    { "remote.*.cache.entries", K_INT, "1024", R(cache_entries), "entries in each of the positive and negative caches" },
-    { "remote.*.cache.ttl", K_GROUP, NULL, NONE, "cache lifetimes" },
-    { "remote.*.cache.ttl.positive", K_DURATION, "1d", R(ttl_positive_ms), "lifetime of a yes" },
-    { "remote.*.cache.ttl.negative", K_DURATION, "1h", R(ttl_negative_ms), "lifetime of a no" },
-    { "remote.*.cache.ttl.stale", K_DURATION, "1h", R(ttl_stale_ms), "an expired yes is still served this long while it is refreshed" },
-    { "remote.*.cache.ttl.auth", K_DURATION, "5m", R(ttl_auth_ms), "lifetime of a successful AUTH check (never served stale; failures never cached); 0 = never cached" },
-    { "remote.*.tls", K_GROUP, NULL, NONE, "TLS" },
-    { "remote.*.tls.enable", K_BOOL, "true", R(ep.tls_enable), "false = plain text (loopback and unix sockets only)" },
-    { "remote.*.tls.implicit", K_BOOL, "true", R(ep.tls_implicit), "TLS from the start; false = STARTTLS (required)" },
-    { "remote.*.tls.allow-invalid-certs", K_BOOL, "false", R(ep.tls_allow_invalid), "accept self-signed and invalid certificates" },
-    { "remote.*.tls.server-name", K_STRING, NULL, R(ep.tls_server_name), "name to verify (default: address)" },
-    { "remote.*.auth", K_GROUP, NULL, NONE, "authentication to the remote" },
-    { "remote.*.auth.username", K_STRING, NULL, R(ep.auth_username), "user name" },
-    { "remote.*.auth.secret", K_STRING, NULL, R(ep.auth_secret), "password (prefer secret-file)" },
-    { "remote.*.auth.secret-file", K_STRING, NULL, NONE, "file holding the password (first line)" },
-    { "remote.*.limits", K_GROUP, NULL, NONE, "connection limits" },
-    { "remote.*.limits.errors", K_INT, "3", R(limits_errors), "failures before a connection is closed" },
-    { "remote.*.limits.requests", K_INT, "50", R(limits_requests), "requests per connection" },
-
-    { "list", K_GROUP, NULL, NONE, "lists named list/<id>" },
-    { "list.*", K_LISTVAL, NULL, NONE, "array of strings, or \"file:///path\"" },
-    { "database", K_GROUP, NULL, NONE, "SQL lists named <id>/<lookup>" },
-    { "database.*", K_GROUP, NULL, NONE, "one database" },
-    { "database.*.type", K_STRING, "sqlite", NONE, "sqlite | postgresql" },
-    { "database.*.path", K_STRING, NULL, NONE, "sqlite database file" },
-    { "database.*.conninfo", K_STRING, NULL, NONE, "postgresql connection string" },
-    { "database.*.lookup", K_GROUP, NULL, NONE, "named queries" },
-    { "database.*.lookup.*", K_STRING, NULL, NONE, "query with one ? parameter; a row = in the list" },
-
-    { "session", K_GROUP, NULL, NONE, "SMTP session stages" },
-    { "session.rcpt", K_GROUP, NULL, NONE, "RCPT TO stage" },
-    { "session.rcpt.lookup", K_GROUP, NULL, NONE, "recipient validation" },
-    { "session.rcpt.lookup.domains", K_RULE, NULL, NONE, "(rule) list of domains whose recipients are validated; unset = all" },
-    { "session.rcpt.lookup.addresses", K_RULE, NULL, NONE, "(rule) list that holds existing recipients, e.g. remote/lmtp" },
-    { "session.rcpt.skip-authenticated", K_BOOL, "true", G(policy.skip_authenticated), "no validation for authenticated senders" },
-
-    { "queue", K_GROUP, NULL, NONE, "queue" },
-    { "queue.outbound", K_GROUP, NULL, NONE, "outbound routing" },
-    { "queue.outbound.next-hop", K_RULE, "false", NONE, "(rule) remote id or false (leave to the MTA)" },
-
-    { "routing", K_GROUP, NULL, NONE, "what happens at end of message" },
-    { "routing.action", K_RULE, "header", NONE, "(rule) header | relay | quarantine" },
-    { "routing.header", K_STRING, "X-Nexthop", G(policy.routing_header), "header naming the next hop" },
-    { "routing.on-tempfail", K_STRING, "quarantine", NONE, "quarantine | tempfail | accept" },
-    { "routing.timeout", K_DURATION, "2m", G(policy.routing_timeout_ms), "budget for relaying one message" },
-    { "routing.spool-memory", K_INT, "1048576", NONE, "message bytes kept in memory before a temp file" },
-
-    { "stats", K_GROUP, NULL, NONE, "Prometheus metrics" },
-    { "stats.listen", K_STRING, NULL, G(stats_listen), "ADDRESS:PORT serving GET /metrics" },
-    { "cache", K_GROUP, NULL, NONE, "shared second-level cache" },
-    { "cache.redis", K_STRING, NULL, G(redis), "ADDRESS:PORT of redis" },
-    { "cache.prefix", K_STRING, "nexthop:", G(redis_prefix), "key prefix in redis" },
-    { "socketmap", K_GROUP, NULL, NONE, "socketmap service" },
-    { "socketmap.listen", K_STRING, NULL, G(socketmap_listen), "inet:ADDRESS:PORT or unix:/path" },
-    { "auth-service", K_GROUP, NULL, NONE, "saslauthd-protocol password checks" },
-    { "auth-service.socket", K_STRING, NULL, G(auth_service_socket), "saslauthd mux socket path" },
-    { "auth-service.lookup", K_STRING, NULL, G(auth_service_lookup), "remote/<id> to check passwords against" },
-};
 
 struct loader {
     struct nh_config *cfg;
@@ -203,36 +102,15 @@ static void pattern_of(const char *parent_pattern, const char *name, char *out, 
         snprintf(out, len, "%s.%s", parent_pattern, wildcard ? "*" : name);
 }
 
-static const struct key_def *schema_find(const char *pattern)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(schema); i++)
-        if (strcmp(schema[i].path, pattern) == 0)
-            return &schema[i];
-    return NULL;
-}
-
-static const char *type_name(enum key_type t)
-{
-    switch (t) {
-    case K_GROUP: return "a group { ... }";
-    case K_STRING: return "a string";
-    case K_INT: return "an integer";
-    case K_BOOL: return "true or false";
-    case K_DURATION: return "a duration (\"30s\", \"1h\") or milliseconds";
-    case K_MODE: return "an octal mode string such as \"0660\"";
-    case K_RULE: return "a value or a list of rule branches";
-    case K_LISTVAL: return "an array of strings or \"file:///path\"";
-    }
-    return "?";
-}
-
 static bool type_ok(const config_setting_t *s, enum key_type t)
 {
     int st = config_setting_type(s);
     switch (t) {
     case K_GROUP: return st == CONFIG_TYPE_GROUP;
     case K_STRING: return st == CONFIG_TYPE_STRING;
-    case K_INT: return st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64;
+    case K_INT:
+    case K_SIZE: return st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64;
+    case K_ENUM: return st == CONFIG_TYPE_STRING;
     case K_BOOL: return st == CONFIG_TYPE_BOOL;
     case K_DURATION: return st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64;
     case K_MODE: return st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_INT;
@@ -266,7 +144,7 @@ static void check_tree(struct loader *ld, const config_setting_t *group, const c
             continue;
         }
         if (!type_ok(s, k->type)) {
-            add_error(ld, s, "%s: must be %s", name, type_name(k->type));
+            add_error(ld, s, "%s: must be %s", name, schema_type_name(k->type));
             continue;
         }
         if (k->type == K_GROUP)
@@ -293,9 +171,37 @@ static void store_value(struct loader *ld, void *base, const struct key_def *k,
     char e[ERRLEN];
     void *f = field_ptr(base, k);
     switch (k->type) {
-    case K_STRING:
-        *(char **)f = xstrdup(s ? config_setting_get_string(s) : k->def);
+    case K_STRING: {
+        const char *v = s ? config_setting_get_string(s) : k->def;
+        if (k->choices && schema_choice(k, v) < 0) {
+            char c[200];
+            schema_choices_text(k, c, sizeof c);
+            add_error(ld, s, "%s: must be %s, not '%s'", name, c, v);
+        }
+        *(char **)f = xstrdup(v);
         break;
+    }
+    case K_ENUM: {
+        const char *v = s ? config_setting_get_string(s) : k->def;
+        int i = schema_choice(k, v);
+        if (i < 0) {
+            char c[200];
+            schema_choices_text(k, c, sizeof c);
+            add_error(ld, s, "%s: must be %s, not '%s'", name, c, v);
+            i = 0;
+        }
+        *(int *)f = i;
+        break;
+    }
+    case K_SIZE: {
+        long long v = s ? config_setting_get_int64(s) : atoll(k->def);
+        if (v < 0) {
+            add_error(ld, s, "%s: %lld is out of range", name, v);
+            v = 0;
+        }
+        *(size_t *)f = (size_t)v;
+        break;
+    }
     case K_INT: {
         long long v = s ? config_setting_get_int64(s) : atoll(k->def);
         if (v < 0 || v > 1000000000) {
@@ -338,23 +244,25 @@ static void load_scope(struct loader *ld, void *base, enum key_scope scope,
                        const config_setting_t *root, const char *prefix)
 {
     size_t plen = strlen(prefix);
-    for (size_t i = 0; i < ARRAY_SIZE(schema); i++) {
-        const struct key_def *k = &schema[i];
-        if (k->scope != scope || strncmp(k->path, prefix, plen) != 0)
+    for (size_t i = 0; i < config_schema_len; i++) {
+        const struct key_def *k = &config_schema[i];
+        if (k->scope != scope || k->type == K_RULE || strncmp(k->path, prefix, plen) != 0)
             continue;
         const char *rel = k->path + plen;
         const config_setting_t *s = root ? config_setting_lookup((config_setting_t *)root, rel) : NULL;
         if (s && !type_ok(s, k->type))
             continue;   /* already reported by check_tree */
-        if (s || k->def)
-            store_value(ld, base, k, s, k->path);
+        if (!s && !k->def)
+            continue;
+        char name[512];   /* "remote.lmtp.protocol" for "remote.*.protocol" */
+        const char *star = strchr(k->path, '*');
+        if (star && root && config_setting_name(root))
+            snprintf(name, sizeof name, "%.*s%s%s", (int)(star - k->path), k->path,
+                     config_setting_name(root), star + 1);
+        else
+            snprintf(name, sizeof name, "%s", k->path);
+        store_value(ld, base, k, s, name);
     }
-}
-
-static const char *lookup_string(const config_setting_t *g, const char *path, const char *def)
-{
-    const config_setting_t *s = g ? config_setting_lookup((config_setting_t *)g, path) : NULL;
-    return s && config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : def;
 }
 
 static const config_setting_t *lookup_setting(struct loader *ld, const char *path)
@@ -410,17 +318,6 @@ static void load_remote(struct loader *ld, struct remote_def *r, const config_se
     r->ep.name = r->id;
     r->line = (int)config_setting_source_line(g);
     load_scope(ld, r, S_REMOTE, g, "remote.*.");
-
-    const char *proto = lookup_string(g, "protocol", "smtp");
-    if (strcmp(proto, "smtp") == 0)
-        r->ep.protocol = PROTO_SMTP;
-    else if (strcmp(proto, "lmtp") == 0)
-        r->ep.protocol = PROTO_LMTP;
-    else if (strcmp(proto, "imap") == 0)
-        r->ep.protocol = PROTO_IMAP;
-    else
-        add_error(ld, config_setting_lookup((config_setting_t *)g, "protocol"),
-                  "remote.%s.protocol: unknown protocol '%s' (lmtp, smtp or imap)", r->id, proto);
 
     if (!r->ep.address)
         add_error(ld, g, "remote.%s: address is missing", r->id);
@@ -497,15 +394,10 @@ static void load_databases(struct loader *ld)
         struct database_cfg *db = &cfg->databases[cfg->n_databases++];
         db->id = xstrdup(config_setting_name(d));
         db->line = (int)config_setting_source_line(d);
-        db->type = xstrdup(lookup_string(d, "type", "sqlite"));
-        const char *path = lookup_string(d, "path", NULL), *ci = lookup_string(d, "conninfo", NULL);
-        db->path = path ? xstrdup(path) : NULL;
-        db->conninfo = ci ? xstrdup(ci) : NULL;
-        if (strcmp(db->type, "sqlite") != 0 && strcmp(db->type, "postgresql") != 0) {
-            add_error(ld, config_setting_lookup((config_setting_t *)d, "type"),
-                      "database.%s.type: unknown type '%s' (sqlite or postgresql)", db->id, db->type);
+        int before = ld->nerrors;
+        load_scope(ld, db, S_DATABASE, d, "database.*.");
+        if (ld->nerrors > before)
             continue;
-        }
         if (strcmp(db->type, "sqlite") == 0 && !db->path) {
             add_error(ld, d, "database.%s: path is missing", db->id);
             continue;
@@ -561,18 +453,19 @@ static struct list *names_list(const void *ctx, const char *name)
     return policy_list(&((const struct nh_config *)ctx)->policy, name);
 }
 
-static struct rule *load_rule(struct loader *ld, const char *path, enum rule_kind kind)
+/* Parses the rule of key k (or its default); NULL when unset and without default. */
+static struct rule *load_rule(struct loader *ld, const struct key_def *k)
 {
     const struct rule_names names = { ld->cfg, names_remote, names_list };
-    const struct key_def *k = schema_find(path);
-    const config_setting_t *s = lookup_setting(ld, path);
+    const enum rule_kind kind = (enum rule_kind)k->rule_kind;
+    const config_setting_t *s = lookup_setting(ld, k->path);
     char e[ERRLEN * 2];
     struct rule *r = NULL;
     if (s && type_ok(s, K_RULE)) {
         r = rule_parse(s, kind, &names, e, sizeof e);
         if (!r)
             add_raw_error(ld, e);
-    } else if (!s && k && k->def) {
+    } else if (!s && k->def) {
         r = rule_constant(kind, k->def, &names, e, sizeof e);
         if (!r)
             add_raw_error(ld, e);
@@ -580,36 +473,11 @@ static struct rule *load_rule(struct loader *ld, const char *path, enum rule_kin
     return r;
 }
 
-static int choose(const char *value, const char *const *names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(value, names[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
 static void load_globals(struct loader *ld)
 {
     struct nh_config *cfg = ld->cfg;
     const config_setting_t *root = config_root_setting(&ld->lc);
     load_scope(ld, cfg, S_GLOBAL, root, "");
-
-    const char *level = lookup_string(root, "milter.log.level", "info");
-    cfg->log_level = log_level_parse(level);
-    if (cfg->log_level < 0)
-        add_error(ld, lookup_setting(ld, "milter.log.level"),
-                  "milter.log.level: unknown level '%s' (error, warning, info, debug)", level);
-
-    static const char *const tempfail_names[] = { "quarantine", "tempfail", "accept" };
-    const char *ot = lookup_string(root, "routing.on-tempfail", "quarantine");
-    int v = choose(ot, tempfail_names, ARRAY_SIZE(tempfail_names));
-    if (v < 0)
-        add_error(ld, lookup_setting(ld, "routing.on-tempfail"),
-                  "routing.on-tempfail: must be quarantine, tempfail or accept, not '%s'", ot);
-    cfg->policy.on_tempfail = v < 0 ? ON_TEMPFAIL_QUARANTINE : (enum on_tempfail)v;
-
-    const config_setting_t *sm = lookup_setting(ld, "routing.spool-memory");
-    cfg->policy.spool_memory = sm && type_ok(sm, K_INT) ? (size_t)config_setting_get_int(sm) : 1048576;
 
     const char *hdr = cfg->policy.routing_header;
     if (hdr && (!*hdr || strcspn(hdr, ": \t\x7f") != strlen(hdr) ||
@@ -673,11 +541,11 @@ struct nh_config *config_load(const char *file, char *err, size_t errlen)
     load_lists(&ld);
     load_databases(&ld);
     struct nh_config *cfg = ld.cfg;
-    struct policy *pol = &cfg->policy;
-    pol->rcpt_lookup_domains = load_rule(&ld, "session.rcpt.lookup.domains", RULE_LIST_OR_FALSE);
-    pol->rcpt_lookup_addresses = load_rule(&ld, "session.rcpt.lookup.addresses", RULE_LIST_OR_FALSE);
-    pol->next_hop = load_rule(&ld, "queue.outbound.next-hop", RULE_REMOTE_OR_FALSE);
-    pol->action = load_rule(&ld, "routing.action", RULE_ACTION);
+    for (size_t i = 0; i < config_schema_len; i++) {   /* after remotes and lists: rules name them */
+        const struct key_def *k = &config_schema[i];
+        if (k->type == K_RULE && k->scope == S_GLOBAL)
+            *(struct rule **)((char *)cfg + k->offset) = load_rule(&ld, k);
+    }
     check_services(&ld);
     check_file_mode(&ld);
     config_destroy(&ld.lc);
@@ -732,39 +600,4 @@ const struct remote_def *config_remote(const struct nh_config *cfg, const char *
         if (strcmp(cfg->remotes[i].id, id) == 0)
             return &cfg->remotes[i];
     return NULL;
-}
-
-void config_schema_print(FILE *out)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(schema); i++)
-        if (schema[i].type != K_GROUP)
-            fprintf(out, "%s\t%s\t%s\n", schema[i].path, schema[i].def ? schema[i].def : "-",
-                     schema[i].help);
-}
-
-void config_dump(const struct nh_config *cfg, FILE *out)
-{
-    char d1[32], d2[32], d3[32];
-    fprintf(out, "milter.socket = %s\n", cfg->socket);
-    for (size_t i = 0; i < cfg->n_remotes; i++) {
-        const struct remote_def *r = &cfg->remotes[i];
-        duration_format(r->ep.timeout_ms, d1, sizeof d1);
-        fprintf(out, "remote.%s = %s %s:%d concurrency=%d timeout=%s lookup=%s tls=%s%s\n", r->id,
-                remote_proto_name(r->ep.protocol), r->ep.address, r->ep.port, r->concurrency, d1,
-                r->lookup ? "true" : "false",
-                !r->ep.tls_enable ? "off" : r->ep.tls_implicit ? "implicit" : "starttls",
-                r->ep.tls_allow_invalid ? " (invalid certs allowed)" : "");
-        duration_format(r->ttl_positive_ms, d1, sizeof d1);
-        duration_format(r->ttl_negative_ms, d2, sizeof d2);
-        duration_format(r->ttl_stale_ms, d3, sizeof d3);
-        fprintf(out, "remote.%s.cache = entries=%d positive=%s negative=%s stale=%s\n", r->id,
-                r->cache_entries, d1, d2, d3);
-        if (r->ep.auth_username)
-            fprintf(out, "remote.%s.auth = %s (secret %s)\n", r->id, r->ep.auth_username,
-                    r->ep.auth_secret ? "set, not shown" : "unset");
-    }
-    for (size_t i = 0; i < cfg->policy.n_lists; i++)
-        fprintf(out, "list %s\n", list_name(cfg->policy.lists[i]));
-    duration_format(cfg->policy.routing_timeout_ms, d1, sizeof d1);
-    fprintf(out, "routing.header = %s\nrouting.timeout = %s\n", cfg->policy.routing_header, d1);
 }

@@ -629,6 +629,16 @@ void rule_free(struct rule *r)
 
 bool rule_uses_remote(const struct rule *r) { return r && r->uses_remote; }
 
+void rule_describe(const struct rule *r, char *buf, size_t len)
+{
+    if (!r)
+        snprintf(buf, len, "false");
+    else if (r->n_branches == 1 && !r->branches[0].has_cond)
+        snprintf(buf, len, "%s", r->branches[0].value.str ? r->branches[0].value.str : "false");
+    else
+        snprintf(buf, len, "(%zu branches, the first that matches wins)", r->n_branches);
+}
+
 /* ---- evaluation ---- */
 
 struct eval {

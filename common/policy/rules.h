@@ -87,4 +87,7 @@ int rule_eval(const struct rule *r, const struct rule_vars *vars, const struct l
 /* True when evaluating r may contact a remote (an in-list on remote/<id>). */
 bool rule_uses_remote(const struct rule *r);
 
+/* For -n -v: the constant value of r, or how many branches it has. */
+void rule_describe(const struct rule *r, char *buf, size_t len);
+
 #endif

@@ -17,6 +17,7 @@
 #include "lists.h"
 #include "log.h"
 #include "rules.h"
+#include "schema.h"
 
 static char path[256];
 
@@ -115,7 +116,7 @@ static void test_bad_duration(void **state)
 static void test_unknown_protocol(void **state)
 {
     expect_error("remote = { a = { address = \"h\";\n protocol = \"pop3\"; }; };\n", 2,
-                 "unknown protocol 'pop3'");
+                 "remote.a.protocol: must be smtp, lmtp or imap, not 'pop3'");
 }
 
 static void test_rule_names_undefined(void **state)
@@ -196,7 +197,7 @@ static void test_bad_values(void **state)
     expect_error("routing = {\n action = \"bounce\"; };\n", 2, "bounce");
     expect_error("milter = {\n socket-mode = \"0999\"; };\n", 2, "octal mode");
     expect_error("remote = { a = { address = \"h\";\n port = 70000; }; };\n", 2, "not a TCP port");
-    expect_error("milter = { log = {\n level = \"loud\"; }; };\n", 2, "unknown level 'loud'");
+    expect_error("milter = { log = {\n level = \"loud\"; }; };\n", 2, "milter.log.level: must be error, warning, info or debug, not 'loud'");
     expect_error("list = {\n l = \"http://x\"; };\n", 2, "file:///path");
 }
 
@@ -221,6 +222,49 @@ static void test_refcount(void **state)
     config_unref(cfg);
 }
 
+/* -n -v prints every key of the schema with its value in force, and no secret. */
+static void test_dump_covers_schema(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    char db[64], text_in[1024];
+    snprintf(db, sizeof db, "/tmp/nexthop-dump-%d.db", (int)getpid());
+    FILE *fp = fopen(db, "w");   /* an empty file is an empty SQLite database */
+    fclose(fp);
+    /* conninfo means nothing to sqlite, but it is a secret wherever it appears */
+    snprintf(text_in, sizeof text_in,
+             "remote = { r1 = { address = \"127.0.0.1\"; auth = { username = \"u\"; secret = \"Very-Secret-1\"; }; }; };\n"
+             "database = { db1 = { type = \"sqlite\"; path = \"%s\"; conninfo = \"password=Very-Secret-2\";\n"
+             "  lookup = { q = \"SELECT 1 WHERE ? = 'a'\"; }; }; };\n", db);
+    struct nh_config *cfg = expect_ok(text_in);
+    unlink(db);
+    FILE *out = open_memstream(&text, &len);
+    config_dump(cfg, out);
+    fclose(out);
+    for (size_t i = 0; i < config_schema_len; i++) {
+        const struct key_def *k = &config_schema[i];
+        char want[300];
+        const char *star = strchr(k->path, '*');
+        if (k->type == K_GROUP || k->type == K_LISTVAL || strstr(k->path, "secret-file"))
+            continue;
+        const char *id = strncmp(k->path, "remote.", 7) == 0 ? "r1" : "db1";
+        if (star)
+            snprintf(want, sizeof want, "\n%.*s%s%s = ", (int)(star - k->path), k->path, id, star + 1);
+        else
+            snprintf(want, sizeof want, "\n%s = ", k->path);
+        if (strcmp(k->path, "database.*.lookup.*") == 0)
+            snprintf(want, sizeof want, "\ndatabase.db1.lookup.q = ");
+        if (!strstr(text, want) && strncmp(text, want + 1, strlen(want + 1)) != 0)
+            fail_msg("-n -v does not print %s:\n%s", want + 1, text);
+    }
+    assert_null(strstr(text, "Very-Secret"));
+    assert_non_null(strstr(text, "remote.r1.auth.secret = (set, not shown)"));
+    assert_non_null(strstr(text, "routing.on-tempfail = "));
+    free(text);
+    config_unref(cfg);
+}
+
 int main(void)
 {
     log_init("test", false, LOG_LVL_ERROR);
@@ -240,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_example_config_loads),
         cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_dump_covers_schema),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
