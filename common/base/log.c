@@ -2,7 +2,8 @@
  * log.c - stderr or syslog output for log.h.
  *
  * Thread-safe: each message is formatted into a local buffer and written
- * with one call, so lines from worker threads never interleave.
+ * with one call, so lines from worker threads never interleave. Every line
+ * is escaped here (str_escape), so no caller has to remember to.
  */
 #include "log.h"
 
@@ -13,6 +14,8 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util.h"
 
 static bool use_syslog;
 static volatile int current_level = LOG_LVL_INFO;
@@ -42,22 +45,24 @@ bool log_enabled(enum log_level level) { return (int)level <= current_level; }
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    char line[2048];
+    char raw[2048], line[4 * sizeof raw];
     va_list ap;
 
     if (!log_enabled(level))
         return;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    /* Never let a control byte from a remote or a client reach the log. */
-    for (char *p = line; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    /*
+     * The one place where text from remotes, clients and macros meets the
+     * log: control bytes, invalid UTF-8 and characters that reorder or hide
+     * text are shown escaped ("\x1b", "\u202e"), so a line reads as it is.
+     */
+    str_escape(line, sizeof line, raw);
     if (use_syslog) {
         syslog(syslog_prio[level], "%s", line);
     } else {
-        char out[2200];
+        char out[sizeof line + 100];
         struct timespec ts;
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);

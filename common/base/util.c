@@ -1,5 +1,6 @@
 /*
- * util.c - clocks, checked allocation and error formatting (see util.h).
+ * util.c - clocks, checked allocation, error formatting, UTF-8 decoding and
+ * escaping for display (see util.h).
  * Allocation failure is fatal: a mail filter that half-works on OOM is worse
  * than one that exits and lets the MTA's milter_default_action apply.
  */
@@ -100,4 +101,82 @@ void str_printable(char *dst, size_t n, const char *s)
     for (; s && s[i] && i + 1 < n; i++)
         dst[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
     dst[i] = '\0';
+}
+
+size_t utf8_decode(const unsigned char *p, uint32_t *cp)
+{
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;   /* allowed range of the second byte */
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        *cp = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        *cp = p[0] & 0x0f;
+        if (p[0] == 0xe0)
+            lo = 0xa0;
+        else if (p[0] == 0xed)
+            hi = 0x9f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        *cp = p[0] & 0x07;
+        if (p[0] == 0xf0)
+            lo = 0x90;
+        else if (p[0] == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        *cp = (*cp << 6) | (p[i] & 0x3f);
+    }
+    return n;
+}
+
+bool unicode_is_deceptive(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x2028 && cp <= 0x202e) || cp == 0x2060 || (cp >= 0x2066 && cp <= 0x2069) ||
+           cp == 0xfeff;
+}
+
+void str_escape(char *dst, size_t n, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t used = 0;
+    if (n == 0)
+        return;
+    while (*p) {
+        if (*p >= 0x20 && *p < 0x7f) {   /* the common case: printable ASCII */
+            if (used + 2 > n)
+                break;
+            dst[used++] = (char)*p++;
+            continue;
+        }
+        char esc[8];
+        const char *piece = (const char *)p;
+        uint32_t cp;
+        size_t len = utf8_decode(p, &cp), plen = len;
+        if (len == 0 || cp < 0x20 || cp == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", *p);
+            piece = esc, plen = 4, len = 1;
+        } else if (unicode_is_deceptive(cp)) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+            piece = esc, plen = 6;
+        }
+        if (used + plen + 1 > n)
+            break;
+        memcpy(dst + used, piece, plen);
+        used += plen;
+        p += len;
+    }
+    dst[used] = '\0';
 }

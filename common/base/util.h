@@ -1,6 +1,7 @@
 /*
  * util.h - small helpers shared by every module: clocks, checked
- * allocation, bounded string formatting of errors.
+ * allocation, bounded string formatting of errors, UTF-8 and the
+ * characters that must never be shown raw to an administrator.
  *
  * Errors travel upward as text: a failing function writes a human message
  * into (char *err, size_t errlen) with set_error() and returns -1; the top
@@ -34,5 +35,29 @@ void set_error(char *err, size_t errlen, const char *fmt, ...)
 char *str_lower(char *s);
 /* Copies s into dst (size n) with bytes < 0x20 and 0x7f replaced by '?'. */
 void str_printable(char *dst, size_t n, const char *s);
+
+/*
+ * Length of the valid UTF-8 sequence at p (1-4) with its code point in *cp,
+ * or 0 when invalid: overlong forms, surrogates (U+D800..DFFF) and anything
+ * above U+10FFFF are invalid (RFC 3629). p must be NUL-terminated.
+ */
+size_t utf8_decode(const unsigned char *p, uint32_t *cp);
+
+/*
+ * True for the code points that make a line show something else than it
+ * holds: C1 controls (U+0080..009F), the bidi controls (U+061C, U+200E,
+ * U+200F, U+202A..202E, U+2066..2069), zero-width characters (U+200B..200D,
+ * U+2060, U+FEFF) and the line/paragraph separators (U+2028, U+2029).
+ */
+bool unicode_is_deceptive(uint32_t cp);
+
+/*
+ * Copies s into dst (size n) so that it shows what it holds: control bytes
+ * and bytes of invalid UTF-8 become "\xNN", deceptive code points (above)
+ * become "\uNNNN"; the rest (printable ASCII and other valid UTF-8) is kept.
+ * Truncates between characters, never inside an escape. dst needs up to
+ * 4 * strlen(s) + 1 bytes to hold all of s.
+ */
+void str_escape(char *dst, size_t n, const char *s);
 
 #endif
