@@ -196,14 +196,13 @@ static void add_rcpt(struct session *s, const char *raw, const char *addr)
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
 {
     struct session *s = session_of(ctx);
-    char addr[ADDR_MAX + 1], err[ERRLEN], shown[ADDR_MAX + 1];
+    char addr[ADDR_MAX + 1], err[ERRLEN];
     if (!s || !s->run)
         return reply(ctx, "451", "4.3.0", "Filter not ready, try again later");
     if (s->bad_sender)
         return reply(ctx, "501", "5.1.7", "Bad sender address syntax");
-    if (addr_normalize(argv[0], false, addr, sizeof addr, err, sizeof err) < 0) {
-        str_printable(shown, sizeof shown, argv[0]);
-        log_info("rcpt: queue=%s rcpt=%.80s result=reject why=\"%s\"", queue_id(ctx, s), shown, err);
+    if (addr_normalize_rcpt(argv[0], addr, sizeof addr, err, sizeof err) < 0) {
+        log_info("rcpt: queue=%s rcpt=%.80s result=reject why=\"%s\"", queue_id(ctx, s), argv[0], err);
         return reply(ctx, "501", "5.1.3", "Bad recipient address syntax");
     }
     struct rule_vars v;

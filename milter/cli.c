@@ -113,7 +113,8 @@ int cli_query(const char *file, const char *remote_id, const char *kind_name, co
             goto out;
         }
         snprintf(addr, sizeof addr, "%s", arg);
-    } else if (addr_normalize(arg, false, addr, sizeof addr, err, sizeof err) < 0) {
+    } else if ((kind == LOOKUP_RCPT ? addr_normalize_rcpt(arg, addr, sizeof addr, err, sizeof err)
+                                    : addr_normalize(arg, false, addr, sizeof addr, err, sizeof err)) < 0) {
         fprintf(stderr, "milter-nexthop: not an address: %s\n", err);
         rc = 1;
         goto out;
@@ -156,8 +157,11 @@ int cli_test(const char *file, const char *rcpt, const char *sender, char **xvar
     char err[ERRLEN], addr[ADDR_MAX + 1], from[ADDR_MAX + 1] = "";
     struct rule_vars vars = { { 0 } };
     log_init("milter-nexthop", false, LOG_LVL_WARNING);
-    if (addr_normalize(rcpt, false, addr, sizeof addr, err, sizeof err) < 0 ||
-        (sender && addr_normalize(sender, true, from, sizeof from, err, sizeof err) < 0)) {
+    if (addr_normalize_rcpt(rcpt, addr, sizeof addr, err, sizeof err) < 0) {
+        fprintf(stderr, "milter-nexthop: not an address (the milter answers 501 5.1.3): %s\n", err);
+        return EX_USAGE;
+    }
+    if (sender && addr_normalize(sender, true, from, sizeof from, err, sizeof err) < 0) {
         fprintf(stderr, "milter-nexthop: not an address: %s\n", err);
         return EX_USAGE;
     }

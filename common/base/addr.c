@@ -20,49 +20,25 @@ static bool is_atext(unsigned char c)
 }
 
 /*
- * Length of the valid UTF-8 sequence at p, 0 if invalid: no overlong
- * forms, no surrogates (U+D800..DFFF), nothing above U+10FFFF (RFC 3629).
+ * Valid UTF-8 without control bytes, and without the characters that make
+ * a log line or a mail client show something else than the address holds:
+ * C1 controls, bidi controls, zero-width characters, line separators.
  */
-static size_t utf8_len(const unsigned char *p)
-{
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf;   /* allowed range of the second byte */
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        n = 3;
-        if (p[0] == 0xe0)
-            lo = 0xa0;
-        else if (p[0] == 0xed)
-            hi = 0x9f;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4;
-        if (p[0] == 0xf0)
-            lo = 0x90;
-        else if (p[0] == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
-static bool valid_utf8_and_controls(const char *s)
+static bool valid_characters(const char *s, char *err, size_t errlen)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        if (*p < 0x20 || *p == 0x7f)
+        uint32_t cp;
+        size_t n = utf8_decode(p, &cp);
+        if (n == 0 || cp < 0x20 || cp == 0x7f) {
+            set_error(err, errlen, "address holds control bytes or invalid UTF-8");
             return false;
-        size_t n = utf8_len(p);
-        if (n == 0)
+        }
+        if (unicode_is_deceptive(cp)) {
+            set_error(err, errlen, "address holds an invisible or direction-changing character "
+                                   "(U+%04X)", (unsigned)cp);
             return false;
+        }
         p += n;
     }
     return true;
@@ -77,8 +53,8 @@ static bool valid_local(const char *p, const char *end)
         if (end - p < 2 || end[-1] != '"')
             return false;
         for (const char *q = p + 1; q < end - 1; q++) {
-            if (*q == '\\') {
-                if (++q >= end - 1)
+            if (*q == '\\') {   /* quoted-pair: escapes printable ASCII only (RFC 5321) */
+                if (++q >= end - 1 || (unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
                     return false;
             } else if (*q == '"') {
                 return false;
@@ -166,10 +142,8 @@ int addr_normalize(const char *raw, bool allow_null, char *out, size_t outlen, c
         set_error(err, errlen, "address too long");
         return -1;
     }
-    if (!valid_utf8_and_controls(raw)) {
-        set_error(err, errlen, "address holds control bytes or invalid UTF-8");
+    if (!valid_characters(raw, err, errlen))
         return -1;
-    }
     const char *p = raw, *end = raw + len;
     bool open = len > 0 && *p == '<', close = len > 0 && end[-1] == '>';
     if (open != close || (open && len < 2)) {
@@ -231,4 +205,33 @@ const char *addr_domain(const char *addr)
 {
     const char *at = find_at(addr);
     return at && *at == '@' ? at + 1 : "";
+}
+
+bool addr_is_postmaster(const char *addr)
+{
+    return strcasecmp(addr, "postmaster") == 0;
+}
+
+int addr_normalize_rcpt(const char *raw, char *out, size_t outlen, char *err, size_t errlen)
+{
+    if (addr_normalize(raw, false, out, outlen, err, errlen) < 0)
+        return -1;
+    if (!*addr_domain(out) && !addr_is_postmaster(out)) {
+        set_error(err, errlen, "recipient without a domain (only <Postmaster> may omit it)");
+        return -1;
+    }
+    return 0;
+}
+
+bool addr_is_hostname(const char *s)
+{
+    size_t len = strlen(s);
+    if (len < 1 || len > DOMAIN_MAX)
+        return false;
+    if (*s == '[')
+        return valid_literal(s, len);
+    for (const char *p = s; *p; p++)
+        if (!isascii((unsigned char)*p) || !(isalnum((unsigned char)*p) || strchr(".-_", *p)))
+            return false;
+    return true;
 }

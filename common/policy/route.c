@@ -24,10 +24,13 @@ int route_plan(const struct policy *pol, const struct list_env *env, const struc
         struct rule_result hop, act;
         v.v[RV_RCPT] = rc_->addr;
         v.v[RV_RCPT_DOMAIN] = addr_domain(rc_->addr);
+        rc_->hop = NULL;
+        rc_->action = ACTION_HEADER;
+        if (!*v.v[RV_RCPT_DOMAIN])   /* <Postmaster>: the MTA's own, it qualifies and delivers it */
+            continue;
         if (rule_eval(pol->next_hop, &v, env, &hop, err, errlen) < 0)
             rc = -1;
         rc_->hop = hop.is_false ? NULL : hop.remote;
-        rc_->action = ACTION_HEADER;
         if (rc_->hop) {
             if (rule_eval(pol->action, &v, env, &act, err, errlen) < 0)
                 rc = -1;

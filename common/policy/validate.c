@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "addr.h"
 #include "lists.h"
 #include "log.h"
 #include "lookup.h"
@@ -43,6 +44,15 @@ void validate_rcpt(const struct policy *pol, const struct list_env *env,
     struct rule_result rr;
     memset(out, 0, sizeof *out);
     out->verdict = RCPT_ACCEPT;
+    const char *rcpt = vars->v[RV_RCPT] ? vars->v[RV_RCPT] : "";
+    if (addr_is_postmaster(rcpt)) {
+        out->why = "postmaster (RFC 5321 4.5.1)";
+        return;
+    }
+    if (!*addr_domain(rcpt)) {   /* addr_normalize_rcpt() refused it already: never ask anyone */
+        set_error(out->err, sizeof out->err, "recipient without a domain");
+        return tempfail(out, "not validated");
+    }
     if (!pol->rcpt_lookup_addresses) {
         out->why = "no validation configured";
         return;

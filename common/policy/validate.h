@@ -5,6 +5,9 @@
  * validated (unset = every domain); session.rcpt.lookup.addresses picks the
  * list (usually remote/<id>) that holds the existing recipients.
  * Exists -> accept; unknown -> 550 5.1.1; lookup error -> 451 4.4.3.
+ * <Postmaster> (no domain, any case) is accepted without a lookup; any other
+ * recipient without a domain is refused before (addr_normalize_rcpt()) and
+ * is never looked up here.
  * Knows nothing about libmilter: the milter and `-t` both call it.
  */
 #ifndef NEXTHOP_VALIDATE_H

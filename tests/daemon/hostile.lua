@@ -154,6 +154,22 @@ local rcpt_cases = {
   -- a plain, known and unknown recipient: the baseline still works
   { "R45", { "<ok45@fake.test>" }, { "accept" } },
   { "R46", { "<nobody46@fake.test>" }, { "550" } },
+  -- no domain: only <Postmaster> (any case, accepted without a lookup); the rest is 501 (issue 14)
+  { "R47", { "<test>" }, { "501" } },
+  { "R48", { "ok48" }, { "501" } },
+  { "R49", { '<"ok49">' }, { "501" } },
+  { "R50", { "<Postmaster>" }, { "accept" } },
+  { "R51", { "<pOSTMASTER>" }, { "accept" } },
+  -- a quoted-pair escapes printable ASCII only
+  { "R52", { '<"ok52\\\194\169"@fake.test>' }, { "501" } },
+  { "R53", { '<"ok53\\ x"@fake.test>' }, { "550" } },
+  -- C1 controls, bidi overrides and isolates, zero-width and line separators
+  { "R54", { "<ok54\194\133@fake.test>" }, { "501" } },                  -- U+0085 (NEL)
+  { "R55", { "<ok55\226\128\174gpj.exe@fake.test>" }, { "501" } },       -- U+202E
+  { "R56", { "<ok56\226\129\166x\226\129\169@fake.test>" }, { "501" } }, -- U+2066, U+2069
+  { "R57", { "<ok\226\128\13957@fake.test>" }, { "501" } },              -- U+200B
+  { "R58", { "<ok58\226\128\168@fake.test>" }, { "501" } },              -- U+2028
+  { "R59", { "<ok59@fa\226\128\141ke.test>" }, { "501" } },              -- U+200D in the domain
 }
 
 local mail_cases = {
@@ -200,6 +216,24 @@ lib.run(function()
   lib.expect(conn, SMFIR_CONTINUE, "helo")
 
   for _, c in ipairs(rcpt_cases) do rcpt_case(conn, c[1], c[2], c[3]) end
+  for _, qid in ipairs({ "R47", "R48", "R49", "R50", "R51" }) do
+    if count_lines("lookup: queue=" .. qid .. " ") ~= 0 then failed(qid .. ": a recipient without a domain was looked up") end
+  end
+
+  -- a queue id macro holding a bidi override and a C1 control reaches the log escaped
+  local evil_qid = "E\226\128\174" .. "01\194\155"
+  new_message(conn, evil_qid)
+  mt.macro(conn, SMFIC_RCPT, "i", evil_qid)
+  lib.check(mt.rcptto(conn, "<nobody-e01@fake.test>") == nil, "rcptto E01: no answer from the milter")
+  lib.check(mt.getreply(conn) == SMFIR_REPLYCODE, "E01: an unknown recipient was not refused")
+  mt.abort(conn)
+  local escaped = count_lines(": rcpt: queue=E\\u202e01\\u009b ")
+  local raw = count_lines("\226\128\174") + count_lines("\194\155")
+  if escaped == 1 and raw == 0 then
+    mt.echo("PASS: a bidi override and a C1 control in a macro are escaped in the log")
+  else
+    failed("macro with U+202E/U+009B: " .. escaped .. " escaped line(s), " .. raw .. " raw one(s) in the log")
+  end
   for _, c in ipairs(mail_cases) do mail_case(conn, c[1], c[2], c[3]) end
 
   -- a relayed message with 10,000 header fields and smuggling attempts

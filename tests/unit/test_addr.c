@@ -1,10 +1,12 @@
 /*
  * test_addr.c - address normalization: what is accepted, how it is
- * normalized, and that hostile input is refused.
+ * normalized, and that hostile input is refused; recipients without a
+ * domain; host names fit for a Received: line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -25,6 +27,15 @@ static void test_accepted(void **state)
         { "<bob@[IPv6:2001:DB8::1]>", "bob@[ipv6:2001:db8::1]" },
         { "bob@[ipv6:2001:db8::1]", "bob@[ipv6:2001:db8::1]" },   /* normalizing twice is stable */
         { "<j\xc3\xb6rg@b\xc3\xbc" "cher.example>", "j\xc3\xb6rg@b\xc3\xbc" "cher.example" },
+        /* quoted-pair of printable ASCII (RFC 5321 4.1.2) */
+        { "<\"a\\ b\"@example.org>", "\"a\\ b\"@example.org" },
+        { "<\"a\\\\b\"@example.org>", "\"a\\\\b\"@example.org" },
+        { "<\"a\\~\"@example.org>", "\"a\\~\"@example.org" },
+        /* neighbours of the refused code points are ordinary characters */
+        { "<a\xc2\xa1@example.org>", "a\xc2\xa1@example.org" },           /* U+00A1 */
+        { "<a\xe2\x80\x90@example.org>", "a\xe2\x80\x90@example.org" },   /* U+2010 */
+        { "<a\xe2\x80\xaf@example.org>", "a\xe2\x80\xaf@example.org" },   /* U+202F */
+        { "<a\xe2\x81\xaa@example.org>", "a\xe2\x81\xaa@example.org" },   /* U+206A */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[ADDR_MAX + 1], err[256];
@@ -51,6 +62,9 @@ static void test_refused(void **state)
         "<a\xe0\x80\xaf@example.org>",      /* overlong */
         "<a\xc0\xaf@example.org>",          /* overlong */
         "<a@[dead.beef]>", "<a@[300.1.2.3]>", "<a@[IPv6:zz::1]>", "<a@[tag:content]>",
+        /* a quoted-pair escapes printable ASCII only (issue 14, from an address corpus) */
+        "\"test\\\xc2\xa9\"@example.org", "<\"test\\\xc2\xa9\"@example.org>",
+        "<\"a\\\xe2\x80\xae\"@example.org>",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char out[ADDR_MAX + 1], err[256] = "";
@@ -60,6 +74,84 @@ static void test_refused(void **state)
     }
     char out[ADDR_MAX + 1], err[256];
     assert_int_equal(addr_normalize(longaddr, false, out, sizeof out, err, sizeof err), -1);
+}
+
+/* Characters that make a log line or a mail client show something else (issue 14). */
+static void test_deceptive_refused(void **state)
+{
+    static const char *const chars[] = {
+        "\xc2\x80", "\xc2\x85", "\xc2\x9b", "\xc2\x9f",                   /* C1: U+0080, NEL, CSI, U+009F */
+        "\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x80\xae", /* U+202A..202E */
+        "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9", /* U+2066..2069 */
+        "\xe2\x80\x8b", "\xe2\x80\x8c", "\xe2\x80\x8d", "\xe2\x80\x8e", "\xe2\x80\x8f", /* U+200B..200F */
+        "\xe2\x80\xa8", "\xe2\x80\xa9",                                     /* U+2028, U+2029 */
+        "\xd8\x9c", "\xe2\x81\xa0", "\xef\xbb\xbf",                          /* U+061C, U+2060, U+FEFF */
+    };
+    for (size_t i = 0; i < sizeof chars / sizeof chars[0]; i++) {
+        char raw[3][64], out[ADDR_MAX + 1], err[256];
+        snprintf(raw[0], sizeof raw[0], "<ali%sce@example.org>", chars[i]);
+        snprintf(raw[1], sizeof raw[1], "<alice@exa%smple.org>", chars[i]);
+        snprintf(raw[2], sizeof raw[2], "<\"ali%sce\"@example.org>", chars[i]);
+        for (int j = 0; j < 3; j++) {
+            err[0] = '\0';
+            if (addr_normalize(raw[j], true, out, sizeof out, err, sizeof err) != -1)
+                fail_msg("accepted char #%zu in %s", i, raw[j]);
+            assert_non_null(strstr(err, "U+"));
+        }
+    }
+}
+
+/* RFC 5321 4.1.1.3: a path without a domain is only <Postmaster>. */
+static void test_rcpt_without_domain(void **state)
+{
+    static const char *const refused[] = {
+        "<test>", "test", "<\"test\">", "<postmaster2>", "<post.master>", "<@relay.example:test>",
+        "<\"postmaster\">",
+    };
+    static const char *const postmaster[] = { "<Postmaster>", "<postmaster>", "<POSTMASTER>",
+                                              "<pOsTmAsTeR>", "postmaster" };
+    char out[ADDR_MAX + 1], err[256];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        err[0] = '\0';
+        if (addr_normalize_rcpt(refused[i], out, sizeof out, err, sizeof err) != -1)
+            fail_msg("recipient %s accepted as %s", refused[i], out);
+        assert_non_null(strstr(err, "without a domain"));
+    }
+    for (size_t i = 0; i < sizeof postmaster / sizeof postmaster[0]; i++) {
+        if (addr_normalize_rcpt(postmaster[i], out, sizeof out, err, sizeof err) != 0)
+            fail_msg("%s refused: %s", postmaster[i], err);
+        assert_true(addr_is_postmaster(out));
+        assert_string_equal(addr_domain(out), "");
+    }
+    assert_int_equal(addr_normalize_rcpt("<Postmaster@Example.ORG>", out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "Postmaster@example.org");
+    assert_false(addr_is_postmaster(out));
+    /* the sender and the other lookups keep the plain syntax check */
+    assert_int_equal(addr_normalize("<test>", false, out, sizeof out, err, sizeof err), 0);
+    /* a syntax error keeps its own reason */
+    assert_int_equal(addr_normalize_rcpt("<a b>", out, sizeof out, err, sizeof err), -1);
+    assert_null(strstr(err, "without a domain"));
+}
+
+static void test_hostname(void **state)
+{
+    static const char *const good[] = { "mx.example", "MX-1.Example.NET", "localhost", "host_1.example",
+                                        "[192.0.2.7]", "[IPv6:2001:db8::1]", "mx.example." };
+    static const char *const bad[] = {
+        "", "mx example", "mx.example\r\nMAIL FROM:<x@y>", "client.example.net??MAIL", "evil(comment)",
+        "a;b", "m\xc3\xbc.example", "mx\xe2\x80\xae.example", "[192.0.2.7", "[not.an.ip]", "a\"b",
+        "<mx.example>", "mx.example]",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!addr_is_hostname(good[i]))
+            fail_msg("%s is a host name", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (addr_is_hostname(bad[i]))
+            fail_msg("bad #%zu taken for a host name", i);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_false(addr_is_hostname(longname));
 }
 
 static void test_null_sender(void **state)
@@ -82,6 +174,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepted),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_deceptive_refused),
+        cmocka_unit_test(test_rcpt_without_domain),
+        cmocka_unit_test(test_hostname),
         cmocka_unit_test(test_null_sender),
         cmocka_unit_test(test_domain),
     };
