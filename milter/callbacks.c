@@ -307,12 +307,17 @@ static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
     return carry_on(s, SMFIP_NR_BODY);
 }
 
-/* Removes routing headers the client sent, then names each next hop. */
+/* Removes every routing header the client sent (last first, so the indexes hold). */
+static void remove_routing_headers(SMFICTX *ctx, struct session *s)
+{
+    for (int i = s->routing_headers; i >= 1; i--)
+        smfi_chgheader(ctx, (char *)s->pol->routing_header, i, NULL);
+}
+
+/* Names each next hop in a routing header. */
 static void write_headers(SMFICTX *ctx, struct session *s)
 {
     const char *hdr = s->pol->routing_header;
-    for (int i = s->routing_headers; i >= 1; i--)
-        smfi_chgheader(ctx, (char *)hdr, i, NULL);
     for (size_t i = 0; i < s->n; i++) {
         struct route_rcpt *r = &s->rcpts[i];
         bool first = r->hop && r->action == ACTION_HEADER;
@@ -372,6 +377,7 @@ static sfsistat on_eom(SMFICTX *ctx)
     if (!s || !s->run)
         return SMFIS_CONTINUE;
     plan(ctx, s);
+    remove_routing_headers(ctx, s);   /* on every path: whatever follows may trust the header */
     if (s->spool_failed) {
         message_reset(s);
         return reply(ctx, "451", "4.3.0", "Temporary failure while storing the message, try again later");
