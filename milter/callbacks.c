@@ -248,16 +248,18 @@ static void plan(SMFICTX *ctx, struct session *s)
     s->spooling = true;
     s->spool = spool_create(s->pol->spool_memory);
 
-    char host[256] = "localhost", date[64], line[1024];
+    char host[256] = "localhost", date[64], client[INET6_ADDRSTRLEN + 8] = "local", line[1024];
     time_t now = time(NULL);
     struct tm tm;
     gethostname(host, sizeof host - 1);
     localtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    /* as MTAs write it: "from mx.example ([192.0.2.7])"; a HELO that is no host name is "unknown" */
+    if (*s->remote_ip)
+        snprintf(client, sizeof client, "[%s%s]", strchr(s->remote_ip, ':') ? "IPv6:" : "", s->remote_ip);
     int n = snprintf(line, sizeof line,
                      "Received: from %s (%s)\r\n\tby %s (milter-nexthop) with ESMTP id %s;\r\n\t%s\r\n",
-                     *s->helo ? s->helo : "unknown", *s->remote_ip ? s->remote_ip : "local", host,
-                     queue_id(ctx, s), date);
+                     addr_is_hostname(s->helo) ? s->helo : "unknown", client, host, queue_id(ctx, s), date);
     spool_write(s->spool, line, (size_t)n, err, sizeof err);
 }
 

@@ -211,7 +211,7 @@ lib.run(function()
   local conn = lib.connect()
   lib.check(mt.conninfo(conn, "client.example.net", "192.0.2.7") == nil, "conninfo")
   lib.expect(conn, SMFIR_CONTINUE, "connect")
-  -- a HELO name that tries to inject a command: it only ever appears, made printable, in Received:
+  -- a HELO name that tries to inject a command: it is no host name, so Received: says "unknown"
   lib.check(mt.helo(conn, "client.example.net\r\nMAIL FROM:<inject-helo@evil.example>") == nil, "helo")
   lib.expect(conn, SMFIR_CONTINUE, "helo")
 
