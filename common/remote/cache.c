@@ -67,6 +67,7 @@ struct entry {
     uint32_t keylen : 31;
     uint32_t positive : 1;
     uint32_t stamp;               /* lru.clock when last made newest */
+    uint8_t tag;                  /* the caller's note on where the answer came from */
     char key[];
 };
 
@@ -301,6 +302,7 @@ static void shard_put(struct cache *c, struct shard *s, uint64_t hash, const cha
         table_insert(s, e);
     }
     e->positive = positive;
+    e->tag = 0;
     int64_t ttl = ttl_of(c, positive);
     e->expires = now > INT64_MAX - ttl ? INT64_MAX : now + ttl;  /* "forever" must not wrap */
     struct lru *l = lru_of(s, e);
@@ -439,7 +441,19 @@ size_t cache_remove_if(struct cache *c, cache_match_fn match, void *ctx)
     return n;
 }
 
-int cache_peek(struct cache *c, const char *key, size_t keylen, int64_t now, int64_t *ms_left_r)
+void cache_tag(struct cache *c, const char *key, size_t keylen, uint8_t tag)
+{
+    uint64_t hash = hash_key(key, keylen);
+    struct shard *s = shard_of(c, hash);
+    pthread_mutex_lock(&s->mu);
+    struct entry *e = table_find(s, hash, key, keylen);
+    if (e)
+        e->tag = tag;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int cache_peek(struct cache *c, const char *key, size_t keylen, int64_t now, int64_t *ms_left_r,
+               uint8_t *tag_r)
 {
     uint64_t hash = hash_key(key, keylen);
     struct shard *s = shard_of(c, hash);
@@ -450,6 +464,8 @@ int cache_peek(struct cache *c, const char *key, size_t keylen, int64_t now, int
         r = e->positive ? 1 : 0;
         if (ms_left_r)
             *ms_left_r = e->expires - now;
+        if (tag_r)
+            *tag_r = e->tag;
     }
     pthread_mutex_unlock(&s->mu);
     return r;

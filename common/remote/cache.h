@@ -49,11 +49,18 @@ typedef bool (*cache_match_fn)(const char *key, size_t keylen, void *ctx);
 /* Removes every entry that match accepts (match NULL: every entry); returns how many. */
 size_t cache_remove_if(struct cache *c, cache_match_fn match, void *ctx);
 /*
+ * A note on an entry (e.g. where its answer came from), kept until the
+ * entry is replaced; a new entry starts with 0. Nothing when key is absent.
+ */
+void cache_tag(struct cache *c, const char *key, size_t keylen, uint8_t tag);
+/*
  * What the cache holds for key, without counting a hit or touching the LRU
  * order: 1 yes, 0 no, -1 nothing that can be served. *ms_left_r (may be
- * NULL) gets the time to expiry, negative for a yes served stale.
+ * NULL) gets the time to expiry, negative for a yes served stale; *tag_r
+ * (may be NULL) the entry's note.
  */
-int cache_peek(struct cache *c, const char *key, size_t keylen, int64_t now, int64_t *ms_left_r);
+int cache_peek(struct cache *c, const char *key, size_t keylen, int64_t now, int64_t *ms_left_r,
+               uint8_t *tag_r);
 
 struct cache_stats {
     uint64_t hits_positive, hits_negative, misses, stale_served, evictions;

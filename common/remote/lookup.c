@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "cache.h"
@@ -24,6 +25,8 @@
 #include "redis.h"
 #include "remote_set.h"
 #include "util.h"
+
+#define CACHE_TAG_REDIS 1   /* an answer the fleet cache gave */
 
 static unsigned char auth_salt[32];
 static pthread_once_t salt_once = PTHREAD_ONCE_INIT;
@@ -61,7 +64,7 @@ static int fetch_remote(void *vctx, const char *key, size_t keylen, char *err, s
     return res;
 }
 
-/* Builds the cache key; returns its length. */
+/* Builds the cache key of an already normalized argument; returns its length. */
 static size_t make_key(enum lookup_kind kind, const char *arg, const char *password, char *key,
                        size_t keylen)
 {
@@ -93,6 +96,23 @@ static const char *result_name(int res)
     return res == LOOKUP_YES ? "yes" : res == LOOKUP_NO ? "no" : "error";
 }
 
+/* arg as the remote is asked for it: local part lower-cased when the remote says so. */
+static void normalize_arg(const struct remote_def *r, enum lookup_kind kind, const char *arg,
+                          char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", arg);
+    if (r->lowercase_localpart && kind != LOOKUP_AUTH)
+        str_lower(out);
+}
+
+size_t lookup_key(const struct remote_def *r, enum lookup_kind kind, const char *arg,
+                  const char *password, char *key, size_t keylen)
+{
+    char addr[ADDR_MAX + 1];
+    normalize_arg(r, kind, arg, addr, sizeof addr);
+    return make_key(kind, addr, password ? password : "", key, keylen);
+}
+
 /* The cache an answer of this kind lives in; NULL: never cached. */
 static struct cache *cache_for(const struct remote_rt *rt, enum lookup_kind kind)
 {
@@ -111,9 +131,7 @@ enum lookup_result lookup_run(struct remote_rt *rt, enum lookup_kind kind, const
         info = &local;
     memset(info, 0, sizeof *info);
     info->cached = true;
-    snprintf(addr, sizeof addr, "%s", arg);
-    if (r->lowercase_localpart && kind != LOOKUP_AUTH)
-        str_lower(addr);
+    normalize_arg(r, kind, arg, addr, sizeof addr);
     if (kind == LOOKUP_AUTH && !password)
         password = "";
 
@@ -139,6 +157,8 @@ enum lookup_result lookup_run(struct remote_rt *rt, enum lookup_kind kind, const
             return LOOKUP_ERROR;
         }
         res = cache_lookup(cache, key, klen, fetch_remote, &ctx, &src, err, errlen);
+        if (ctx.from_redis && res >= 0)
+            cache_tag(cache, key, klen, CACHE_TAG_REDIS);   /* for `show` */
         explicit_bzero(key, sizeof key);
         from_redis = ctx.from_redis;
         info->cached = src != CACHE_SRC_REMOTE || from_redis;
@@ -159,4 +179,78 @@ enum lookup_result lookup_run(struct remote_rt *rt, enum lookup_kind kind, const
              res == LOOKUP_ERROR ? err : info->reply, res == LOOKUP_ERROR || *info->reply ? "\"" : "");
     metrics_lookup(r->id, lookup_kind_name(kind), res, source, info->ms);
     return (enum lookup_result)res;
+}
+
+void lookup_cached(struct remote_rt *rt, const char *address, struct lookup_cached *out)
+{
+    char key[ADDR_MAX + 80];
+    uint8_t tag = 0;
+    memset(out, 0, sizeof *out);
+    out->answer = -1;
+    size_t klen = lookup_key(rt->def, LOOKUP_RCPT, address, NULL, key, sizeof key);
+    if (klen)
+        out->answer = cache_peek(rt->cache, key, klen, now_ms(), &out->ms_left, &tag);
+    if (out->answer >= 0) {
+        out->source = tag == CACHE_TAG_REDIS ? "redis" : "remote";
+        return;
+    }
+    if (rt->catch_all && catchall_is(rt->catch_all, addr_domain(address))) {
+        out->answer = 1;
+        out->source = "catch-all";
+    }
+}
+
+/* What lookup_forget matches: one address (its rcpt/vrfy keys, its AUTH user), or a domain. */
+struct forget_match {
+    const char *addr;         /* normalized address, or NULL */
+    const char *domain;       /* domain, or NULL */
+};
+
+/* The address or user a cache key is about ("r:a@b", "a:user\0hash"), into buf. */
+static const char *key_subject(const char *key, size_t keylen, char *buf, size_t len)
+{
+    if (keylen < 2 || key[1] != ':')
+        return "";
+    size_t n = strnlen(key + 2, keylen - 2);
+    snprintf(buf, len, "%.*s", (int)n, key + 2);
+    return buf;
+}
+
+static bool forget_matches(const char *key, size_t keylen, void *ctx)
+{
+    const struct forget_match *m = ctx;
+    char subject[ADDR_MAX + 1];
+    key_subject(key, keylen, subject, sizeof subject);
+    if (m->addr)
+        return strcmp(subject, m->addr) == 0;
+    const char *at = strrchr(subject, '@');
+    return at && strcasecmp(at + 1, m->domain) == 0;
+}
+
+int lookup_forget(struct remote_rt *rt, const char *what, size_t *local_r, long *shared_r)
+{
+    char norm[ADDR_MAX + 1], glob[2 * ADDR_MAX + 16], esc[2 * ADDR_MAX + 2];
+    struct forget_match m = { NULL, NULL };
+    const char *domain = NULL;
+    if (what && what[0] == '@') {
+        m.domain = domain = what + 1;
+        redis_cache_glob_escape(esc, sizeof esc, domain);
+        snprintf(glob, sizeof glob, "[rv]:*@%s", esc);
+    } else if (what) {
+        normalize_arg(rt->def, LOOKUP_RCPT, what, norm, sizeof norm);
+        m.addr = norm;
+        domain = addr_domain(norm);
+        redis_cache_glob_escape(esc, sizeof esc, norm);
+        snprintf(glob, sizeof glob, "[rv]:%s", esc);
+    }
+    cache_match_fn match = what ? forget_matches : NULL;
+    size_t local = cache_remove_if(rt->cache, match, &m);
+    if (rt->auth_cache)
+        local += cache_remove_if(rt->auth_cache, match, &m);
+    if (rt->catch_all && (!what || *domain))
+        local += catchall_forget(rt->catch_all, what ? domain : NULL);
+    long shared = redis_cache_forget(rt->def, what ? glob : NULL);
+    *local_r = local;
+    *shared_r = shared;
+    return shared < 0 ? -1 : 0;
 }

@@ -15,7 +15,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "ops.h"
+#include "remote.h"
 
 struct remote_rt;
 
@@ -33,5 +36,31 @@ struct lookup_info {
 enum lookup_result lookup_run(struct remote_rt *rt, enum lookup_kind kind, const char *arg,
                               const char *password, const char *queue_id,
                               struct lookup_info *info, char *err, size_t errlen);
+
+/*
+ * The cache key of a lookup, as lookup_run() builds it (the address
+ * normalized as the remote wants it; for auth the user and a salted hash of
+ * the password). Returns its length, 0 when it does not fit.
+ */
+size_t lookup_key(const struct remote_def *r, enum lookup_kind kind, const char *arg,
+                  const char *password, char *key, size_t keylen);
+
+/* What the caches of a remote know of one recipient, for the control socket's `show`. */
+struct lookup_cached {
+    int answer;           /* 1 yes, 0 no, -1 not known */
+    int64_t ms_left;      /* time to expiry; negative: a yes served stale while refreshed */
+    const char *source;   /* "remote", "redis" or "catch-all" (its domain accepts anything) */
+};
+void lookup_cached(struct remote_rt *rt, const char *address, struct lookup_cached *out);
+
+/*
+ * Forgets what rt learned about what: an address ("alice@example.org"), a
+ * domain ("@example.org") or everything (NULL): rcpt and vrfy answers and
+ * AUTH checks of that user, in the local caches and in Redis (when
+ * cache.redis is set), and the catch-all mark of the domain. *local_r gets
+ * how many local entries went, *shared_r how many Redis entries (-1 when
+ * Redis failed: returns -1 then, the local entries are gone all the same).
+ */
+int lookup_forget(struct remote_rt *rt, const char *what, size_t *local_r, long *shared_r);
 
 #endif

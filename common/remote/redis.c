@@ -27,6 +27,7 @@
 #define REDIS_BACKOFF_MIN_MS 1000
 #define REDIS_BACKOFF_MAX_MS 30000
 #define REDIS_KEY_MAX 1024
+#define REDIS_FORGET_MAX_MS 5000   /* a flush gives up (answering an error) after this */
 
 /* "unix:/path", "host:port", "[v6]:port" -> host/path and port (0 for unix). */
 static int parse_address(const char *address, char *host, size_t hlen, int *port_r)
@@ -235,6 +236,76 @@ void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const ch
     pthread_mutex_unlock(&lock);
 }
 
+/* Copies s into out with Redis glob characters escaped; returns the new end. */
+static char *glob_escape(char *out, const char *end, const char *s)
+{
+    for (; *s && out + 2 < end; s++) {
+        if (strchr("*?[]\\^", *s))
+            *out++ = '\\';
+        *out++ = *s;
+    }
+    *out = '\0';
+    return out;
+}
+
+/* One SCAN step and the DEL of what it found; -1 when Redis failed. Lock held. */
+static long scan_and_delete(const char *pattern, char *cursor, size_t cursorlen)
+{
+    redisReply *reply = redisCommand(rs.ctx, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+    long n = 0;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING) {
+        mark_down(reply && reply->type == REDIS_REPLY_ERROR ? reply->str : rs.ctx->errstr);
+        n = -1;
+    } else {
+        snprintf(cursor, cursorlen, "%s", reply->element[0]->str);
+        redisReply *keys = reply->element[1];
+        for (size_t i = 0; i < keys->elements && n >= 0; i++) {
+            redisReply *d = redisCommand(rs.ctx, "UNLINK %b", keys->element[i]->str,
+                                         (size_t)keys->element[i]->len);
+            if (!d || d->type == REDIS_REPLY_ERROR) {
+                mark_down(d ? d->str : rs.ctx->errstr);
+                n = -1;
+            } else if (d->type == REDIS_REPLY_INTEGER) {
+                n += d->integer;
+            }
+            if (d)
+                freeReplyObject(d);
+        }
+    }
+    if (reply)
+        freeReplyObject(reply);
+    return n;
+}
+
+long redis_cache_forget(const struct remote_def *r, const char *match)
+{
+    char pattern[REDIS_KEY_MAX + 64], cursor[32] = "0";
+    long total = 0;
+    int64_t deadline = now_ms() + REDIS_FORGET_MAX_MS;
+    if (!atomic_load(&enabled))
+        return 0;
+    pthread_mutex_lock(&lock);
+    char *p = glob_escape(pattern, pattern + sizeof pattern, rs.prefix);
+    p = glob_escape(p, pattern + sizeof pattern, r->id);
+    snprintf(p, (size_t)(pattern + sizeof pattern - p), ":%s", match ? match : "*");
+    pthread_mutex_unlock(&lock);
+    do {   /* the lock is let go between steps: lookups keep their turn */
+        pthread_mutex_lock(&lock);
+        long n = ensure_connected() ? scan_and_delete(pattern, cursor, sizeof cursor) : -1;
+        pthread_mutex_unlock(&lock);
+        if (n < 0)
+            return -1;
+        total += n;
+    } while (strcmp(cursor, "0") != 0 && now_ms() < deadline);
+    return strcmp(cursor, "0") == 0 ? total : -1;
+}
+
+void redis_cache_glob_escape(char *out, size_t len, const char *s)
+{
+    glob_escape(out, out + len, s);
+}
+
 const char *redis_client_version(void)
 {
     static char v[32];
@@ -257,6 +328,13 @@ int redis_cache_get(const struct remote_def *r, enum lookup_kind kind, const cha
 void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const char *key, size_t keylen,
                      int answer)
 {
+}
+
+long redis_cache_forget(const struct remote_def *r, const char *match) { return 0; }
+
+void redis_cache_glob_escape(char *out, size_t len, const char *s)
+{
+    snprintf(out, len, "%s", s);
 }
 
 const char *redis_client_version(void) { return NULL; }

@@ -44,6 +44,18 @@ int redis_cache_get(const struct remote_def *r, enum lookup_kind kind, const cha
 void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const char *key, size_t keylen,
                      int answer);
 
+/*
+ * Deletes the entries of remote r whose cache key matches match, a Redis
+ * glob over the cache key ("r:alice@example.org", "[rv]:*@example.org";
+ * NULL: every entry of r; escape user text with redis_cache_glob_escape).
+ * Scans in steps, letting lookups in between, for at most 5 s. Returns how
+ * many were deleted, 0 when cache.redis is off, -1 when Redis failed or the
+ * scan ran out of time.
+ */
+long redis_cache_forget(const struct remote_def *r, const char *match);
+/* Copies s into out (len bytes) with the Redis glob characters escaped. */
+void redis_cache_glob_escape(char *out, size_t len, const char *s);
+
 /* "hiredis X.Y.Z", or NULL when built without it (for -V). */
 const char *redis_client_version(void);
 
