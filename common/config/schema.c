@@ -91,7 +91,7 @@ const struct key_def config_schema[] = {
     { "routing", K_GROUP, NULL, .help = "what happens at end of message" },
     { "routing.action", K_RULE, "header", G(policy.action), .rule_kind = RULE_ACTION, .help = "(rule) header | relay | quarantine" },
     { "routing.header", K_STRING, "X-Nexthop", G(policy.routing_header), .help = "header naming the next hop" },
-    { "routing.on-tempfail", K_ENUM, "quarantine", G(policy.on_tempfail), .choices = on_tempfail, .help = "quarantine | tempfail | accept" },
+    { "routing.on-tempfail", K_ENUM, "tempfail", G(policy.on_tempfail), .choices = on_tempfail, .help = "quarantine | tempfail | accept" },
     { "routing.timeout", K_DURATION, "2m", G(policy.routing_timeout_ms), .help = "budget for relaying one message" },
     { "routing.spool-memory", K_SIZE, "1048576", G(policy.spool_memory), .help = "message bytes kept in memory before a temp file" },
 

@@ -62,7 +62,7 @@ static void test_minimal_and_defaults(void **state)
     assert_int_equal(cfg->socket_mode, 0660);
     assert_string_equal(cfg->policy.routing_header, "X-Nexthop");
     assert_int_equal(cfg->policy.routing_timeout_ms, 120000);
-    assert_int_equal(cfg->policy.on_tempfail, ON_TEMPFAIL_QUARANTINE);
+    assert_int_equal(cfg->policy.on_tempfail, ON_TEMPFAIL_TEMPFAIL);
     assert_null(cfg->policy.rcpt_lookup_addresses);
     assert_int_equal(cfg->n_remotes, 0);
     config_unref(cfg);
