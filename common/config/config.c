@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conn.h"
 #include "duration.h"
 #include "lists.h"
 #include "log.h"
@@ -312,6 +313,23 @@ static bool is_loopback(const char *address)
            strcmp(address, "::1") == 0 || strcmp(address, "localhost") == 0;
 }
 
+/* The CA file is read now (as root at start); a unix socket gives no name to check a certificate against. */
+static void check_remote_tls(struct loader *ld, struct remote_def *r, const config_setting_t *g)
+{
+    if (!r->ep.tls_enable)
+        return;
+    const config_setting_t *ca = config_setting_lookup((config_setting_t *)g, "tls.ca-file");
+    char e[ERRLEN];
+    if (r->ep.tls_ca_file && !(r->ep.tls_ca_pem = conn_tls_read_ca_file(r->ep.tls_ca_file, e, sizeof e)))
+        add_error(ld, ca, "remote.%s.tls.ca-file: %s", r->id, e);
+    if (r->ep.address && strncmp(r->ep.address, "unix:", 5) == 0 && !r->ep.tls_server_name &&
+        !r->ep.tls_allow_invalid) {
+        const config_setting_t *tls = config_setting_lookup((config_setting_t *)g, "tls");
+        add_error(ld, tls ? tls : g, "remote.%s: TLS over a unix socket needs tls.server-name, the "
+                  "name its certificate must hold (or tls.enable = false)", r->id);
+    }
+}
+
 static void load_remote(struct loader *ld, struct remote_def *r, const config_setting_t *g)
 {
     r->id = xstrdup(config_setting_name(g));
@@ -344,6 +362,7 @@ static void load_remote(struct loader *ld, struct remote_def *r, const config_se
         ld->inline_secret = true;   /* checked against the file mode later */
     if (r->ep.auth_secret && !r->ep.auth_username)
         add_error(ld, g, "remote.%s.auth: secret without username", r->id);
+    check_remote_tls(ld, r, g);
     if (!r->ep.tls_enable && r->ep.address && !is_loopback(r->ep.address))
         log_warning("%s:%d: remote.%s: tls.enable = false on a non-loopback address sends mail and "
                     "passwords in plain text", ld->file, r->line, r->id);

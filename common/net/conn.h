@@ -40,18 +40,28 @@ struct conn *conn_open(const char *address, int port, int64_t deadline_ms, char 
 
 struct conn_tls_opts {
     const char *server_name;  /* SNI and the name (or IP literal) to verify */
+    const char *ca_pem;       /* PEM CAs trusted instead of the system store, or NULL */
+    const char *ca_file;      /* where ca_pem came from, for messages */
     bool allow_invalid;       /* accept any certificate */
 };
 
 /*
  * TLS handshake on an open connection (right after connect for implicit
- * TLS, after STARTTLS otherwise). Verifies the chain against the system
- * trust store and the host name unless allow_invalid. Any unread plain
- * text buffered before the handshake is an error (STARTTLS injection).
+ * TLS, after STARTTLS otherwise), TLS 1.2 or later. Verifies the chain
+ * against ca_pem (else the system trust store) and the name unless
+ * allow_invalid; without a name (a unix socket) it refuses unless
+ * allow_invalid. Any unread plain text buffered before the handshake is
+ * an error (STARTTLS injection).
  */
 int conn_start_tls(struct conn *c, const struct conn_tls_opts *opts, int64_t deadline_ms,
                    char *err, size_t errlen);
 bool conn_is_tls(const struct conn *c);
+
+/*
+ * For the config loader: the text of path, a PEM file holding at least
+ * one certificate (free() it), or NULL with err ("CA file PATH: ...").
+ */
+char *conn_tls_read_ca_file(const char *path, char *err, size_t errlen);
 
 void conn_set_tick(struct conn *c, conn_tick_fn fn, void *ctx, int interval_ms);
 

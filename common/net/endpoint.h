@@ -22,7 +22,9 @@ struct endpoint {
     enum remote_proto protocol;
     int64_t timeout_ms;       /* connect limit; command limits derive from it */
     bool tls_enable, tls_implicit, tls_allow_invalid;
-    char *tls_server_name;    /* SNI / verify name; defaults to address */
+    char *tls_server_name;    /* SNI / verify name; defaults to address (required for unix:) */
+    char *tls_ca_file;        /* PEM bundle trusted instead of the system store, or NULL */
+    char *tls_ca_pem;         /* its text, read at load (before privileges are dropped) */
     char *auth_username;
     char *auth_secret;        /* never logged */
 };

@@ -745,6 +745,7 @@ static int step_tls(struct smtp_session *s, int64_t deadline_ms, char *err, size
 {
     struct conn_tls_opts o = {
         .server_name = s->r->tls_server_name ? s->r->tls_server_name : s->r->address,
+        .ca_pem = s->r->tls_ca_pem, .ca_file = s->r->tls_ca_file,
         .allow_invalid = s->r->tls_allow_invalid,
     };
     if (conn_start_tls(s->c, &o, step_deadline(s, deadline_ms), err, errlen) < 0)

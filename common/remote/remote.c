@@ -19,6 +19,8 @@ struct remote_def *remote_def_dup(const struct remote_def *d)
     c->ep.name = c->id;
     c->ep.address = dup_or_null(d->ep.address);
     c->ep.tls_server_name = dup_or_null(d->ep.tls_server_name);
+    c->ep.tls_ca_file = dup_or_null(d->ep.tls_ca_file);
+    c->ep.tls_ca_pem = dup_or_null(d->ep.tls_ca_pem);
     c->ep.auth_username = dup_or_null(d->ep.auth_username);
     c->ep.auth_secret = dup_or_null(d->ep.auth_secret);
     return c;
@@ -31,6 +33,8 @@ void remote_def_clear(struct remote_def *d)
     free(d->id);
     free(d->ep.address);
     free(d->ep.tls_server_name);
+    free(d->ep.tls_ca_file);
+    free(d->ep.tls_ca_pem);
     free(d->ep.auth_username);
     if (d->ep.auth_secret) {
         explicit_bzero(d->ep.auth_secret, strlen(d->ep.auth_secret));
@@ -58,6 +62,7 @@ bool remote_def_equal(const struct remote_def *a, const struct remote_def *b)
            x->tls_enable == y->tls_enable && x->tls_implicit == y->tls_implicit &&
            x->tls_allow_invalid == y->tls_allow_invalid &&
            same_str(x->tls_server_name, y->tls_server_name) &&
+           same_str(x->tls_ca_file, y->tls_ca_file) && same_str(x->tls_ca_pem, y->tls_ca_pem) &&
            same_str(x->auth_username, y->auth_username) && same_str(x->auth_secret, y->auth_secret) &&
            a->concurrency == b->concurrency && a->lookup == b->lookup &&
            a->lowercase_localpart == b->lowercase_localpart && a->catch_all == b->catch_all &&

@@ -3,15 +3,17 @@
 tests/lib/fakeserver.py does not script: TLS trouble, and a remote that
 echoes credentials back (used by tests/daemon/faults.sh and secrets.sh).
 
-Usage: badremote.py --cert CERT --key KEY [--port N] [--log FILE] [--delay S] SCENARIO
+Usage: badremote.py --cert CERT --key KEY [--port N | --unix PATH] [--log FILE] [--delay S] SCENARIO
 
-Prints "PORT <n>" on stdout once listening on 127.0.0.1. Every command line
+Prints "PORT <n>" on stdout once listening on 127.0.0.1 ("PORT 0" with
+--unix, which listens on the unix socket PATH instead). Every command line
 received (in plain text or inside TLS) is appended to --log, so a test can
 prove what reached the server. Must not: talk to anything but its own
 clients, or be used as a real server (it accepts any AUTH).
 
 Scenarios:
   tls                 implicit TLS with CERT (e.g. one for the wrong name), then SMTP
+  tls-old             the same, but speaking only TLS 1.0 and 1.1
   starttls            plain greeting, STARTTLS offered, upgraded with CERT
   tls-stall           implicit TLS: reads the ClientHello, sends part of its
                       first handshake flight, then stalls (socket stays open)
@@ -35,8 +37,10 @@ import ssl
 import sys
 import threading
 import time
+import warnings
 
 ARGS = None
+warnings.filterwarnings("ignore", r"ssl\.TLSVersion\.TLSv1", DeprecationWarning)  # tls-old
 LOCK = threading.Lock()
 
 
@@ -49,6 +53,11 @@ def log_line(line):
 def server_context():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(ARGS.cert, ARGS.key)
+    if ARGS.scenario == "tls-old":
+        # OpenSSL 3 refuses these versions below security level 0
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     return ctx
 
 
@@ -113,7 +122,7 @@ class Session(socketserver.BaseRequestHandler):
         if sc == "tls-stall":
             stall_handshake(sock)
             return
-        if sc == "tls":
+        if sc in ("tls", "tls-old"):
             try:
                 sock = server_context().wrap_socket(sock, server_side=True)
             except (OSError, ssl.SSLError):
@@ -121,7 +130,7 @@ class Session(socketserver.BaseRequestHandler):
                 return
         st = Stream(sock)
         st.send("220 badremote.test ESMTP badremote\r\n")
-        self.dialogue(st, tls=sc == "tls")
+        self.dialogue(st, tls=sc in ("tls", "tls-old"))
 
     def hello_reply(self, st, tls):
         lines = ["250-badremote.test", "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-AUTH PLAIN LOGIN"]
@@ -202,21 +211,31 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
+class UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--unix")
     ap.add_argument("--log")
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--delay", type=float, default=2.0)
-    ap.add_argument("scenario", choices=["tls", "starttls", "tls-stall",
+    ap.add_argument("scenario", choices=["tls", "tls-old", "starttls", "tls-stall",
                                          "starttls-stall", "starttls-refused", "starttls-inject",
                                          "auth-echo", "slow-rcpt"])
     ARGS = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    srv = Server(("127.0.0.1", ARGS.port), Session)
-    print("PORT %d" % srv.server_address[1], flush=True)
+    if ARGS.unix:
+        srv = UnixServer(ARGS.unix, Session)
+        os.chmod(ARGS.unix, 0o666)
+        print("PORT 0", flush=True)
+    else:
+        srv = Server(("127.0.0.1", ARGS.port), Session)
+        print("PORT %d" % srv.server_address[1], flush=True)
     srv.serve_forever()
 
 

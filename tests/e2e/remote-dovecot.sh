@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/e2e/remote-dovecot.sh - remote lookups through the real product
 # (`milter-nexthop -c FILE -q REMOTE rcpt|vrfy|expn|auth ...`) against a
-# real Dovecot (LMTP, LMTPS, IMAP, IMAPS; self-signed certificate) and a
-# private Postfix smtpd (VRFY/EXPN, SMTP AUTH through Dovecot SASL).
+# real Dovecot (LMTP, LMTPS, IMAP, IMAPS; self-signed certificate, also
+# trusted through tls.ca-file) and a private Postfix smtpd (VRFY/EXPN,
+# SMTP AUTH through Dovecot SASL).
 #
 # Asserts exit codes a user sees (0 yes, 1 no, 75 error, 78 bad config)
 # and, where the servers log it, that the exchange really used TLS.
@@ -104,6 +105,17 @@ if grep -q "does not match" "$dir/err"; then
 else
     ok "lmtps: localhost matched the certificate's DNS SAN"
 fi
+# tls.ca-file: Dovecot's self-signed certificate as the only trusted CA
+# (a private CA), instead of allow-invalid-certs; the name is still checked
+remote_conf lmtps-cafile lmtp "$DOVECOT_LMTPS_PORT" "implicit = true; ca-file = \"$DOVECOT_CERT\";"
+remote_conf lmtps-cafile-wrong lmtp "$DOVECOT_LMTPS_PORT" \
+    "implicit = true; ca-file = \"$DOVECOT_CERT\"; server-name = \"wrong.example\";"
+remote_conf imaps-cafile imap "$DOVECOT_IMAPS_PORT" "implicit = true; ca-file = \"$DOVECOT_CERT\";"
+q 0 "lmtps: Dovecot's certificate trusted through tls.ca-file" lmtps-cafile rcpt alice@dovecot.test
+q 1 "lmtps with tls.ca-file: rcpt nobody" lmtps-cafile rcpt nobody@dovecot.test
+q 75 "lmtps with tls.ca-file, wrong server-name: refused" lmtps-cafile-wrong rcpt alice@dovecot.test
+err_has "does not match" "lmtps with tls.ca-file: the error says the name does not match"
+q 0 "imaps: Dovecot's certificate trusted through tls.ca-file" imaps-cafile auth alice@dovecot.test secret
 q 75 "plain text to the LMTPS port: error, not a hang" lmtp-plain-to-tls rcpt alice@dovecot.test
 
 # Dovecot's VRFY is no answer either way (252, or 501 for an address that

@@ -175,6 +175,45 @@ static void test_secret_file_read_and_world_readable(void **state)
     unlink(path);
 }
 
+/* tls.ca-file is read at load: missing, unreadable or without a certificate is FILE:LINE. */
+static void test_tls_ca_file(void **state)
+{
+    expect_error("remote = { a = { address = \"h\";\n tls = { ca-file = \"/nonexistent/ca.pem\"; }; }; };\n",
+                 2, "remote.a.tls.ca-file: CA file /nonexistent/ca.pem: No such file or directory");
+    char junk[256], text[1024];
+    snprintf(junk, sizeof junk, "/tmp/nexthop-ca-%d.pem", (int)getpid());
+    FILE *fp = fopen(junk, "w");
+    assert_non_null(fp);
+    fputs("this is not a certificate\n", fp);
+    fclose(fp);
+    snprintf(text, sizeof text, "remote = { a = { address = \"h\";\n\n tls = { ca-file = \"%s\"; }; }; };\n", junk);
+    expect_error(text, 3, "holds no PEM certificate");
+    unlink(junk);
+
+    snprintf(text, sizeof text, "remote = { a = { address = \"h\"; tls = { ca-file = \"%s/test-ca.pem\"; }; }; };\n",
+             TEST_DATA_DIR);
+    struct nh_config *cfg = expect_ok(text);
+    const struct remote_def *r = config_remote(cfg, "a");
+    assert_non_null(r->ep.tls_ca_pem);   /* read now: privileges may be dropped later */
+    assert_non_null(strstr(r->ep.tls_ca_pem, "BEGIN CERTIFICATE"));
+    config_unref(cfg);
+}
+
+/* A unix socket has no host name: TLS over it needs tls.server-name. */
+static void test_tls_unix_needs_server_name(void **state)
+{
+    expect_error("remote = { a = { address = \"unix:/run/lmtp\"; protocol = \"lmtp\";\n"
+                 " tls = { implicit = true; }; }; };\n", 2, "remote.a: TLS over a unix socket needs tls.server-name");
+    expect_error("remote = {\n a = { address = \"unix:/run/lmtp\"; protocol = \"lmtp\"; }; };\n", 2,
+                 "needs tls.server-name");
+    config_unref(expect_ok("remote = { a = { address = \"unix:/run/lmtp\"; protocol = \"lmtp\";"
+                           " tls = { server-name = \"mail.example.org\"; }; }; };\n"));
+    config_unref(expect_ok("remote = { a = { address = \"unix:/run/lmtp\"; protocol = \"lmtp\";"
+                           " tls = { enable = false; }; }; };\n"));
+    config_unref(expect_ok("remote = { a = { address = \"unix:/run/lmtp\"; protocol = \"lmtp\";"
+                           " tls = { allow-invalid-certs = true; }; }; };\n"));
+}
+
 static void test_syntax_error(void **state)
 {
     expect_error("milter = {\n socket = ;\n};\n", 2, "syntax error");
@@ -284,6 +323,8 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_example_config_loads),
         cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_tls_ca_file),
+        cmocka_unit_test(test_tls_unix_needs_server_name),
         cmocka_unit_test(test_dump_covers_schema),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
