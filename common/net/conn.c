@@ -3,7 +3,8 @@
  *
  * Every socket is non-blocking; each wait is a poll() bounded by the
  * caller's deadline (and sliced by the tick interval, so a relay can call
- * smfi_progress while a slow next hop thinks). GnuTLS runs on the same
+ * smfi_progress while a slow next hop thinks). Host names are resolved
+ * within the same deadline (resolve.c). GnuTLS runs on the same
  * non-blocking socket, so handshakes obey the deadline too.
  *
  * TLS: 1.2 or later only (the library's default priorities, which still
@@ -23,7 +24,6 @@
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "resolve.h"
 #include "util.h"
 
 /* Twice a maximal line, so one full line plus the next bytes always fit. */
@@ -207,31 +208,24 @@ static void strip_brackets(char *dst, size_t n, const char *host)
 static struct conn *open_tcp(const char *address, int port, int64_t deadline_ms, char *err,
                              size_t errlen)
 {
-    char host[256], service[16], peer[300];
+    char host[256], peer[300];
     strip_brackets(host, sizeof host, address);
-    snprintf(service, sizeof service, "%d", port);
     snprintf(peer, sizeof peer, "%s:%d", host, port);
 
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICSERV };
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(host, service, &hints, &res);
-    if (gai != 0) {
-        set_error(err, errlen, "resolve %s: %s", host, gai_strerror(gai));
+    struct resolved addrs;
+    if (resolve_tcp(host, port, deadline_ms, &addrs, err, errlen) < 0)
         return NULL;
-    }
     int saved = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
+    for (size_t i = 0; i < addrs.n; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&addrs.addr[i];
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             saved = errno;
             continue;
         }
-        if (connect_fd(fd, ai->ai_addr, ai->ai_addrlen, deadline_ms) == 0) {
+        if (connect_fd(fd, sa, addrs.len[i], deadline_ms) == 0) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            freeaddrinfo(res);
             return conn_new(fd, peer);
         }
         saved = errno;
@@ -239,7 +233,6 @@ static struct conn *open_tcp(const char *address, int port, int64_t deadline_ms,
         if (saved == ETIMEDOUT)
             break;
     }
-    freeaddrinfo(res);
     set_error(err, errlen, "connect to %s: %s", peer,
               saved == ETIMEDOUT ? "timeout" : strerror(saved));
     return NULL;

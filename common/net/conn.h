@@ -33,7 +33,9 @@ typedef void (*conn_tick_fn)(void *ctx);
 
 /*
  * Connects to address ("host", "1.2.3.4", "::1" or "unix:/path") and port
- * before deadline_ms (now_ms() clock). On failure returns NULL with err.
+ * before deadline_ms (now_ms() clock), the name resolved within the same
+ * deadline (resolve.h). On failure returns NULL with err (a resolver
+ * failure reads "DNS lookup of HOST: ...").
  */
 struct conn *conn_open(const char *address, int port, int64_t deadline_ms, char *err,
                        size_t errlen);
