@@ -5,10 +5,16 @@
 #   tests/run.sh                 everything
 #   tests/run.sh -L unit         only one label (any ctest arguments; skips the sanitizer pass)
 # BUILD_DIR (default build) chooses the build directory.
+# A test that skips shows as skipped (exit 77, tests/lib/harness.sh), but
+# here every dependency the tests need is installed first, so a test that
+# finds one missing fails instead (NEXTHOP_REQUIRE_DEPS=1): a broken
+# install cannot pass for a skip. Skips for other reasons (no mount
+# namespace, ...) stay skips.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 . tests/lib/rig.sh
 rig_install
+export NEXTHOP_REQUIRE_DEPS=1
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-}
 cmake --build "$build" -j2

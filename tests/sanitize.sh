@@ -4,8 +4,10 @@
 # LeakSanitizer is on, so every process (unit tests, the daemon under the
 # daemon and milter tests, the CLI modes) must also exit without leaks;
 # tests/daemon/leak-reload.sh runs its 1,000 reloads against this build.
-# Every sanitizer report of every process goes to one directory, and any
-# report fails the run, even when the test that triggered it passed.
+# Every sanitizer report of every process goes to one directory, one file
+# prefix per test (tests/lib/harness.sh): a report fails the test whose
+# process left it (the milter's at its exit included), and any report
+# fails the run. As in tests/run.sh, a missing dependency is a failure.
 #   tests/sanitize.sh                 unit, milter and daemon tests
 #   SANITIZE_E2E=1 tests/sanitize.sh  the end-to-end tests too (~3 more minutes; CI does this)
 #   tests/sanitize.sh -R hostile      any further ctest arguments
@@ -16,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 . tests/lib/rig.sh
 rig_install
+export NEXTHOP_REQUIRE_DEPS=1
 build=${ASAN_BUILD_DIR:-build-asan}
 cmake -S . -B "$build" -DNEXTHOP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/lib/e2e.sh - one private mail system for end-to-end tests and the demo:
 #   Dovecot (LMTP + IMAP) for the domain dovecot.test,
 #   smtp-sink standing in for the rest of the Internet,

@@ -713,9 +713,11 @@ _postfix_backdate() {
 }
 
 # postfix_reload DIR [key=value ...]: change settings (postconf -e) and
-# `postfix -c DIR reload`.
+# `postfix -c DIR reload`; returns once every process of the old
+# generation (smtpd, trivial-rewrite ..., which may cache old answers) has
+# exited (30 s at most), so the next connection meets the new settings.
 postfix_reload() {
-    local dir kv
+    local dir kv pid kids=() k end
     dir=$(_rig_abs "$1") || return 1
     shift
     for kv in "$@"; do
@@ -725,7 +727,19 @@ postfix_reload() {
         }
     done
     _postfix_backdate "$dir"
-    postfix -c "$dir" reload </dev/null >>"$dir/postfix.start.log" 2>&1
+    pid=$(tr -d ' ' 2>/dev/null <"$dir/q/pid/master.pid" || true)
+    [[ -n $pid ]] && mapfile -t kids < <(_rig_children "$pid")
+    postfix -c "$dir" reload </dev/null >>"$dir/postfix.start.log" 2>&1 || return 1
+    end=$(($(_rig_now_ms) + 30000))
+    for k in "${kids[@]}"; do
+        while [[ -n $k ]] && _rig_alive "$k"; do
+            if (($(_rig_now_ms) >= end)); then
+                _rig_log "postfix_reload: process $k of the old generation still runs after 30 s"
+                return 1
+            fi
+            sleep 0.05
+        done
+    done
 }
 
 # postfix_stop DIR: postfix -c DIR stop, then wait for master (and its
