@@ -5,10 +5,11 @@ lib.run(function()
   local conn = lib.connect()
   lib.start(conn)
   lib.rcpt(conn, "<ok1@normal.test>")
-  os.execute("sleep 0.5")   -- the catch-all probe runs in the background
+  -- the catch-all probe runs in the background: wait until the remote answered it
+  lib.wait_log(os.getenv("FAKE_LOG"), "RCPT TO:<nexthop%-probe%-%x+@normal%.test>", 30)
   lib.rcpt(conn, "<nobody@normal.test>", SMFIR_REPLYCODE)
   lib.rcpt(conn, "<first@catchall.test>")
-  os.execute("sleep 0.5")
+  lib.wait_log(os.getenv("MILTER_LOG"), "domain=catchall%.test accepts any local part", 30)
   lib.rcpt(conn, "<second@catchall.test>")
   lib.rcpt(conn, "<third@catchall.test>")
   lib.rcpt(conn, "<fourth@catchall.test>")

@@ -3,13 +3,9 @@
 # and clear errors for a busy port or an unwritable socket directory.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-dir=$(mktemp -d /tmp/nexthop-cli.XXXXXX)
-trap 'milter_stop; rig_cleanup; rm -rf "$dir"' EXIT
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$here/../lib/harness.sh"
+harness_init cli
+dir=$TEST_DIR
 expect_rc() { # WANT WHAT CMD...
     local want=$1 what=$2; shift 2
     "$@" >"$dir/out" 2>"$dir/err"; local rc=$?
@@ -64,12 +60,11 @@ grep -q '^milter-nexthop ' "$dir/out" && grep -q '^libmilter ' "$dir/out" && gre
 
 # a busy port is an error, not a silent exit
 port=$(rig_free_port)
-python3 -c "import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('127.0.0.1',$port));s.listen();time.sleep(30)" &
-holder=$!
-rig_wait_port "$port" 5
+bg_start holder python3 -c "import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('127.0.0.1',$port));s.listen();time.sleep(300)"
+rig_wait_port "$port" 10
 echo 'milter = { log = { level = "info"; }; };' > "$dir/min.conf"
 timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -f -p "inet:$port@127.0.0.1" > "$dir/out" 2>&1; rc=$?
-kill "$holder"; wait "$holder" 2>/dev/null
+bg_stop holder
 [[ $rc != 0 && $rc != 124 ]] && grep -q "cannot listen on inet:$port@127.0.0.1" "$dir/out" \
     && ok "busy port: exit $rc with a clear message" || { bad "busy port: exit $rc"; cat "$dir/out"; }
 
@@ -81,12 +76,12 @@ timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -f -p "unix:/nonexistent/dir/m.sock
 # the pidfile is written, and the process stops on SIGTERM
 "$NEXTHOP_BIN" -c "$dir/min.conf" -f -p "unix:$dir/p.sock" -P "$dir/m.pid" > "$dir/run.log" 2>&1 &
 pid=$!
-for i in $(seq 50); do [[ -S $dir/p.sock ]] && break; sleep 0.1; done
+milter_track "$pid" "$dir/run.log"
+wait_log "$dir/run.log" "milter-nexthop\\[$pid\\]: info: started: " || bad "no 'started' line: $(cat "$dir/run.log")"
 [[ -f $dir/m.pid && $(cat "$dir/m.pid") == "$pid" ]] && ok "pidfile holds the pid" || bad "pidfile"
 perm=$(stat -c %a "$dir/p.sock")
 [[ $perm == 660 ]] && ok "socket mode 0660" || bad "socket mode $perm"
-kill -TERM "$pid"; wait "$pid"; rc=$?
-[[ $rc == 0 && ! -e $dir/m.pid ]] && ok "SIGTERM: clean exit, pidfile removed" || bad "SIGTERM exit $rc"
+milter_stop "$pid" && [[ ! -e $dir/m.pid ]] && ok "SIGTERM: clean exit, pidfile removed" || bad "SIGTERM: ${MILTER_STOP_WHY:-the pid file was left behind}"
 
 # privileges dropped after the socket exists (-u); the socket keeps its group for the MTA
 mkdir -p "$dir/run"; chmod 0755 "$dir/run"
@@ -94,21 +89,26 @@ printf 'milter = { group = "nogroup"; socket-mode = "0660"; };\n' > "$dir/priv.c
 chmod 0644 "$dir/priv.conf"
 "$NEXTHOP_BIN" -c "$dir/priv.conf" -f -u nobody -p "unix:$dir/run/u.sock" > "$dir/priv.log" 2>&1 &
 pid=$!
-for i in $(seq 50); do [[ -S $dir/run/u.sock ]] && break; sleep 0.1; done
-sleep 0.3
+milter_track "$pid" "$dir/priv.log"
+# "started" is logged once the privileges are dropped
+wait_log "$dir/priv.log" "milter-nexthop\\[$pid\\]: info: started: " || bad "no 'started' line: $(cat "$dir/priv.log")"
 uid=$(awk '/^Uid:/ {print $2}' /proc/$pid/status 2>/dev/null)
 [[ $uid == "$(id -u nobody)" ]] && ok "-u nobody: runs as nobody" || { bad "-u: uid is '$uid'"; cat "$dir/priv.log"; }
 [[ $(stat -c %G "$dir/run/u.sock") == nogroup ]] && ok "socket group from milter.group" || bad "socket group $(stat -c %G "$dir/run/u.sock")"
-kill -TERM "$pid"; wait "$pid"
+milter_stop "$pid" || bad "-u nobody: $MILTER_STOP_WHY"
 
 # without -f: detaches, logs to syslog, the pid file names the daemon
+# (not our child: its exit status cannot be read, only that it went away)
 "$NEXTHOP_BIN" -c "$dir/min.conf" -p "unix:$dir/d.sock" -P "$dir/d.pid"; rc=$?
-for i in $(seq 50); do [[ -s $dir/d.pid ]] && break; sleep 0.1; done
+wait_for 10 test -s "$dir/d.pid"
 dpid=$(cat "$dir/d.pid" 2>/dev/null)
+stop_daemon() { # PID: if it is still our detached daemon
+    grep -qaF "$dir/d.sock" "/proc/$1/cmdline" 2>/dev/null && kill -KILL "$1"
+}
+[[ -n $dpid ]] && at_exit stop_daemon "$dpid"
 [[ $rc == 0 && -n $dpid ]] && kill -0 "$dpid" 2>/dev/null && ok "daemon mode: detached, pid file written" || bad "daemon mode (exit $rc)"
 [[ -n $dpid ]] && kill -TERM "$dpid"
-for i in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$dpid" 2>/dev/null && bad "daemon did not stop on SIGTERM" || ok "daemon stopped on SIGTERM"
+gone() { ! _rig_alive "$1"; }
+wait_for 30 gone "$dpid" && ok "daemon stopped on SIGTERM" || bad "daemon did not stop on SIGTERM"
 
-echo "$fails failure(s)"
-exit $(( fails > 0 ))
+finish

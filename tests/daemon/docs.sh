@@ -6,18 +6,14 @@
 # (That conf(5) and README cover every schema key is tests/unit/test_schema_docs.c.)
 # Must not: install anything outside a temporary DESTDIR.
 set -uo pipefail
-src=${NEXTHOP_SRC:-$(dirname "$(readlink -f "$0")")/../..}
+here=$(dirname "$(readlink -f "$0")")
+src=${NEXTHOP_SRC:-$here/../..}
 build=${NEXTHOP_BUILD:-$src/build}
 bin=${NEXTHOP_BIN:-$build/milter/milter-nexthop}
-dir=$(mktemp -d /tmp/nexthop-docs.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-
-if ! command -v groff >/dev/null; then
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends groff-base >/dev/null 2>&1
-fi
+. "$here/../lib/harness.sh"
+harness_init docs
+dir=$TEST_DIR
+need groff groff-base
 
 pages=("$src/contrib/milter-nexthop.8" "$src/contrib/milter-nexthop.conf.5")
 for page in "${pages[@]}"; do
@@ -71,8 +67,7 @@ if [[ -f $build/CMakeCache.txt ]]; then
         bad "cmake --install failed"; cat "$dir/install.log"
     fi
 else
-    echo "SKIP: no build directory at $build for the install check"
+    skip_part "no build directory at $build for the install check"
 fi
 
-echo "docs: $fails failure(s)"
-exit $((fails > 0))
+finish

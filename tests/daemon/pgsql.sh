@@ -12,23 +12,19 @@
 # the milter must have been built with libpq (libpq-dev).
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-dir=$(mktemp -d /tmp/nexthop-pgsql.XXXXXX)
-chmod 0755 "$dir"
+. "$here/../lib/harness.sh"
+harness_init pgsql
+dir=$TEST_DIR
 pgdata=$dir/pg
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 as_pg=()
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 bin=$(pg_bin)
 if [[ -z $bin || ! -x $bin/initdb ]]; then
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends postgresql >/dev/null 2>&1
+    _rig_with_lock install _rig_apt_install postgresql >/dev/null 2>&1
     bin=$(pg_bin)
 fi
-[[ -n $bin && -x $bin/initdb ]] || { echo "FAIL: no PostgreSQL server (package postgresql)"; exit 1; }
+[[ -n $bin && -x $bin/initdb ]] || missing postgresql "no PostgreSQL server (initdb)"
 
 pg_start() {
     "${as_pg[@]}" "$bin/pg_ctl" -D "$pgdata" -l "$dir/pgrun/pg.log" -w -t 20 \
@@ -41,7 +37,7 @@ pg_stop() {
     pid=$(head -n 1 "$pgdata/postmaster.pid" 2>/dev/null) && [[ -n $pid ]] && kill "$pid"
 }
 psql_run() { "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 -c "$1"; }
-trap 'milter_stop; pg_stop; rig_cleanup; rm -rf "$dir"' EXIT
+at_exit pg_stop
 
 port=$(rig_free_port)
 mkdir -p "$pgdata" "$dir/pgrun"
@@ -51,12 +47,12 @@ if [[ $(id -u) == 0 ]]; then
 fi
 t0=$SECONDS
 "${as_pg[@]}" "$bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C --no-sync \
-    >"$dir/initdb.log" 2>&1 || { echo "FAIL: initdb"; cat "$dir/initdb.log"; exit 1; }
-pg_start || { echo "FAIL: postgres did not start"; cat "$dir/pgrun/pg.log"; exit 1; }
+    >"$dir/initdb.log" 2>&1 || { bad "initdb"; cat "$dir/initdb.log"; exit 1; }
+pg_start || { bad "postgres did not start"; cat "$dir/pgrun/pg.log"; exit 1; }
 psql_run "CREATE TABLE domains (name TEXT PRIMARY KEY);
           INSERT INTO domains VALUES ('example.org'), ('slow.example');
           CREATE TABLE users (addr TEXT PRIMARY KEY);
-          INSERT INTO users VALUES ('alice@example.org');" || { echo "FAIL: schema"; exit 1; }
+          INSERT INTO users VALUES ('alice@example.org');" || { bad "schema"; exit 1; }
 echo "postgres $("$bin/postgres" -V | awk '{print $3}') on 127.0.0.1:$port after $((SECONDS - t0)) s"
 
 conninfo="host=127.0.0.1 port=$port user=postgres dbname=postgres"
@@ -88,8 +84,7 @@ users_line=$(grep -n 'users = ' "$conf" | cut -d: -f1)
 
 "$NEXTHOP_BIN" -c "$conf" -n >"$dir/out" 2>&1
 if grep -q 'not built in' "$dir/out"; then
-    echo "FAIL: milter-nexthop was built without libpq: install libpq-dev and re-run cmake"
-    exit 1
+    missing libpq-dev "milter-nexthop was built without libpq: install libpq-dev and re-run cmake"
 fi
 
 # -n and -t against the running server
@@ -154,10 +149,5 @@ grep -q 'why="domain lookup failed: pg/domains: cannot connect: .*Connection ref
 pg_start && ok "postgres restarted" || bad "pg_ctl start"
 expect_rcpt "RCPT after the restart is accepted again" alice@example.org '^continue$'
 expect_rcpt "and unknown users get 550 again" nobody@example.org '^reply 550 5\.1\.1'
-milter_alive() { kill -0 "$MILTER_PID" 2>/dev/null; }
 milter_alive && ok "the milter kept running" || bad "the milter died"
-milter_stop || bad "milter exit status"
-
-echo "$((SECONDS - t0)) s"
-(( fails == 0 )) && echo "ALL PASS" || echo "$fails FAILED"
-exit $((fails > 0))
+finish "in $((SECONDS - t0)) s"

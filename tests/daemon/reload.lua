@@ -14,7 +14,11 @@ local function write_conf(header, extra)
   f:write((extra or "") .. "\n")
   f:close()
   os.rename(conf .. ".new", conf)
-  os.execute("kill -USR1 " .. pid .. "; sleep 1")
+  -- SIGUSR1, then the milter's reload line (loaded or refused)
+  local log = os.getenv("MILTER_LOG")
+  local from = lib.log_lines(log)
+  os.execute("kill -USR1 " .. pid)
+  lib.wait_log(log, "milter%-nexthop%[" .. pid .. "%]: %a+: reload", 30, from)
 end
 
 lib.run(function()

@@ -11,21 +11,13 @@ here=$(dirname "$(readlink -f "$0")")
 src=${NEXTHOP_SRC:-$here/../..}
 bin=$(readlink -f "${NEXTHOP_BIN:-$src/build/milter/milter-nexthop}")
 unit=$src/contrib/milter-nexthop.service
-dir=$(mktemp -d /tmp/nexthop-systemd.XXXXXX)
-pid=
-trap '[[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$here/../lib/harness.sh"
+harness_init systemd
+dir=$TEST_DIR
 
-if ! command -v systemd-analyze >/dev/null; then
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends systemd >/dev/null 2>&1
-fi
-if ! systemd-analyze --version >/dev/null 2>&1; then
-    echo "SKIP: systemd-analyze cannot run here (not installed and apt-get failed); unit not verified"
-    exit 0
-fi
-[[ -f $unit ]] || { echo "FAIL: $unit is missing"; exit 1; }
+need systemd-analyze systemd
+systemd-analyze --version >/dev/null 2>&1 || missing systemd "systemd-analyze does not run; unit not verified"
+[[ -f $unit ]] || { bad "$unit is missing"; exit 1; }
 
 # The unit names /usr/sbin/milter-nexthop; verify a copy that points at the
 # build, with its Documentation= man pages on MANPATH.
@@ -64,8 +56,8 @@ done
 # Run the unit's own command lines as an unprivileged user, the way
 # systemd would (User=, RuntimeDirectory=, UMask=0007).
 if ! command -v setpriv >/dev/null; then
-    echo "SKIP: setpriv missing; unit command lines not run"
-    echo "systemd: $fails failure(s)"; exit $((fails > 0))
+    skip_part "setpriv missing; unit command lines not run"
+    finish
 fi
 run=$dir/run/milter-nexthop
 mkdir -p "$run" && chown nobody "$run" && chmod 0750 "$run"
@@ -83,7 +75,8 @@ as_unit_user $pre >"$dir/pre.out" 2>&1 && ok "ExecStartPre ($pre) passes" || { b
 start=$(cmdline ExecStart)
 (umask 0007; exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- $start) >"$dir/milter.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 50); do [[ -S $run/milter.sock ]] && break; sleep 0.1; done
+milter_track "$pid" "$dir/milter.log"
+wait_log "$dir/milter.log" "milter-nexthop\\[$pid\\]: info: started: "
 if [[ -S $run/milter.sock ]] && [[ $(stat -c %U "$run/milter.sock") == nobody ]]; then
     ok "ExecStart as nobody: socket $(stat -c '%A %U' "$run/milter.sock")"
 else
@@ -94,12 +87,7 @@ while read -r line; do
     line=${line//\$MAINPID/$pid}
     $line >>"$dir/reload.out" 2>&1 || bad "ExecReload line failed: $line"
 done < <(cmdline ExecReload)
-for _ in $(seq 1 50); do grep -q 'reload: ' "$dir/milter.log" && break; sleep 0.1; done
-grep -q 'reload: ' "$dir/milter.log" && ok "ExecReload reloads the config" || { bad "no reload logged"; cat "$dir/milter.log"; }
-kill -TERM "$pid"
-rc=0; wait "$pid" || rc=$?
-pid=
-[[ $rc == 0 ]] && ok "SIGTERM (systemctl stop) exits 0" || bad "daemon exited $rc on SIGTERM"
+wait_log "$dir/milter.log" 'reload: ' && ok "ExecReload reloads the config" || { bad "no reload logged"; cat "$dir/milter.log"; }
+milter_stop "$pid" && ok "SIGTERM (systemctl stop) exits 0" || bad "SIGTERM (systemctl stop): $MILTER_STOP_WHY"
 
-echo "systemd: $fails failure(s)"
-exit $((fails > 0))
+finish

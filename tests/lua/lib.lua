@@ -23,6 +23,38 @@ function lib.connect()
   return conn
 end
 
+-- The number of lines the file at PATH has now (0 if there is none).
+function lib.log_lines(path)
+  local n, f = 0, io.open(path or "", "r")
+  if f then
+    for _ in f:lines() do n = n + 1 end
+    f:close()
+  end
+  return n
+end
+
+-- Waits (SECS at most, default 30) until a line after line FROM (default 0)
+-- of the file at PATH matches the Lua pattern PAT (a log line of the milter
+-- or of a fake remote); returns the line, fails the test when none came.
+function lib.wait_log(path, pat, secs, from)
+  local deadline = os.time() + (secs or 30)
+  repeat
+    local f, n = io.open(path or "", "r"), 0
+    if f then
+      for line in f:lines() do
+        n = n + 1
+        if n > (from or 0) and line:find(pat) then
+          f:close()
+          return line
+        end
+      end
+      f:close()
+    end
+    os.execute("sleep 0.1")
+  until os.time() > deadline
+  error("no line matching '" .. pat .. "' in " .. tostring(path) .. " within " .. (secs or 30) .. " s", 2)
+end
+
 -- Sends a command and checks the reply code (SMFIR_*).
 function lib.expect(conn, want, what, ...)
   local f = ...
