@@ -3,7 +3,8 @@
 tests/lib/fakeserver.py does not script: TLS trouble, and a remote that
 echoes credentials back (used by tests/daemon/faults.sh and secrets.sh).
 
-Usage: badremote.py --cert CERT --key KEY [--port N | --unix PATH] [--log FILE] [--delay S] SCENARIO
+Usage: badremote.py --cert CERT --key KEY [--port N | --unix PATH] [--log FILE] [--delay S]
+                    [--probe-delay S] SCENARIO
 
 Prints "PORT <n>" on stdout once listening on 127.0.0.1 ("PORT 0" with
 --unix, which listens on the unix socket PATH instead). Every command line
@@ -24,7 +25,9 @@ Scenarios:
   auth-echo           plain text, no STARTTLS; AUTH PLAIN/LOGIN fails with a
                       535 reply that echoes the client's last (credential) line
   slow-rcpt           plain text, no STARTTLS; every reply at once except RCPT,
-                      which is answered after --delay seconds
+                      which is answered after --delay seconds (the milter's
+                      catch-all probe, RCPT TO:<nexthop-probe-...>, after
+                      --probe-delay seconds, by default --delay)
 After TLS the dialogue is: LHLO/EHLO, MAIL, RCPT ("ok*" 250, else 550),
 RSET, NOOP, QUIT, AUTH (always 235, except auth-echo).
 """
@@ -187,9 +190,10 @@ class Session(socketserver.BaseRequestHandler):
                 if st is None:
                     return
             elif verb == b"RCPT":
-                if ARGS.scenario == "slow-rcpt":
-                    time.sleep(ARGS.delay)
                 addr = line.split(b":", 1)[1].strip().lstrip(b"<") if b":" in line else b""
+                if ARGS.scenario == "slow-rcpt":
+                    probe = addr.lower().startswith(b"nexthop-probe-")
+                    time.sleep(ARGS.probe_delay if probe and ARGS.probe_delay is not None else ARGS.delay)
                 st.send("250 2.1.5 Ok\r\n" if addr.lower().startswith(b"ok") else
                         "550 5.1.1 User unknown\r\n")
             elif verb in (b"MAIL", b"RSET", b"NOOP"):
@@ -224,6 +228,7 @@ def main():
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--delay", type=float, default=2.0)
+    ap.add_argument("--probe-delay", type=float)
     ap.add_argument("scenario", choices=["tls", "tls-old", "starttls", "tls-stall",
                                          "starttls-stall", "starttls-refused", "starttls-inject",
                                          "auth-echo", "slow-rcpt"])

@@ -10,12 +10,9 @@
 # log.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
+. "$here/../lib/harness.sh"
 . "$here/reliability.bash"
-TEST_DIR=$(mktemp -d /tmp/nexthop-hostile.XXXXXX) && export TEST_DIR || exit 1
-chmod 755 "$TEST_DIR"
-trap 'rel_exit "$TEST_DIR"' EXIT
+harness_init hostile
 
 fake_start fake normal || exit 1
 cat >"$TEST_DIR/milter.conf" <<EOF
@@ -118,10 +115,8 @@ bad=$(LC_ALL=C grep -naP '[\x00-\x08\x0b-\x1f\x7f]' "$MILTER_LOG" | head -3)
 check "the milter log holds no control bytes" test -z "$bad"
 check "the milter log never echoes a 10,000-byte address" \
     test "$(awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }' "$MILTER_LOG")" -lt 3000
-if ((FAILS > 0)); then
+if ((fails > 0)); then
     echo "--- fake remote commands (last 20) ---"; tail -20 "$cmds"
     echo "--- milter log (last 30) ---"; tail -30 "$MILTER_LOG" | cut -c1-300
 fi
-milter_stop || fail "the milter did not stop cleanly"
-echo "$FAILS failure(s)"
-exit $((FAILS > 0))
+finish

@@ -13,12 +13,9 @@
 # Must not: signal any process but the milter it started.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
+. "$here/../lib/harness.sh"
 . "$here/reliability.bash"
-TEST_DIR=$(mktemp -d /tmp/nexthop-leak.XXXXXX) && export TEST_DIR || exit 1
-chmod 755 "$TEST_DIR"
-trap 'rel_exit "$TEST_DIR"' EXIT
+harness_init leak
 RELOADS=${LEAK_RELOADS:-1000}
 
 mode=plain
@@ -146,21 +143,21 @@ echo "reloads took $(( (${EPOCHREALTIME/[.,]/} - t0) / 1000000 )) s"
 check "the milter is still running" milter_alive
 milter_stop
 rc=$?
+why=${MILTER_STOP_WHY:+: $MILTER_STOP_WHY}
 case $mode in
 asan)
-    check "LeakSanitizer found no leak at exit (exit status ok)" test $rc -eq 0
+    check "LeakSanitizer found no leak at exit (exit status ok)$why" test $rc -eq 0
     bad=$(grep -a -m3 'LeakSanitizer\|AddressSanitizer\|runtime error' "$MILTER_LOG")
     check "no sanitizer report in the milter's output${bad:+: $bad}" test -z "$bad"
     ;;
 valgrind)
-    check "valgrind found nothing definitely lost (exit $rc)" test $rc -eq 0
+    check "valgrind found nothing definitely lost$why" test $rc -eq 0
     bad=$(grep -a -m5 'definitely lost\|Invalid \(read\|write\)' "$MILTER_LOG")
     check "no valgrind error in the milter's output${bad:+: $bad}" test -z "$bad"
     ;;
 *)
-    check "the milter stopped cleanly" test $rc -eq 0
+    check "the milter stopped cleanly$why" test $rc -eq 0
     echo "NOTE: leak detection proper runs in the ASan build (tests/sanitize.sh) or with LEAK_VALGRIND=1"
     ;;
 esac
-echo "$FAILS failure(s)"
-exit $((FAILS > 0))
+finish

@@ -1,43 +1,33 @@
 # shellcheck shell=bash
 # tests/daemon/reliability.bash - helpers shared by the reliability tests
-# (hostile.sh, faults.sh, secrets.sh, leak-reload.sh, tests/e2e/load.sh):
-# scripted fake remotes started and stopped by PID, and PASS/FAIL counting.
-# Sourced after tests/lib/rig.sh and tests/lib/milter.sh; not a test itself
-# (ctest runs tests/daemon/*.sh only). Must not: stop anything it did not
-# start, or talk to anything but 127.0.0.1.
+# (hostile.sh, faults.sh, secrets.sh, leak-reload.sh, tests/e2e/load.sh,
+# tests/e2e/kill9.sh): scripted fake remotes, and a test CA. Sourced after
+# tests/lib/harness.sh (which stops the fakes at exit, by PID); not a test
+# itself (ctest runs tests/daemon/*.sh only). Must not: stop anything it did
+# not start, or talk to anything but 127.0.0.1.
 #
 #   fake_start NAME SCENARIO [fakeserver args]  -> FAKE_PORT[NAME], log in $TEST_DIR/fake-NAME.log
 #   badremote_start NAME SCENARIO CERT KEY [ARGS] -> the same, with tests/daemon/badremote.py
 #   fakes_stop                                  -> stops every fake started here
 #   test_ca DIR; leaf_cert DIR NAME CN SAN      -> a test CA and certificates it signed
 #   trusting_wrapper CA OUT                     -> OUT runs the milter trusting only CA
-#   pass WHAT / fail WHAT / check WHAT CMD...   -> counts into FAILS
-#   rel_exit DIR                                -> EXIT trap: stops what was started, removes
-#                                                  DIR if the test passed (kept for a look if not)
 
 _REL_HERE=$(dirname "${BASH_SOURCE[0]}")
-# the tests import milterclient.py: no __pycache__ in the source tree
-export PYTHONDONTWRITEBYTECODE=1
-declare -gA FAKE_PORT=() FAKE_PID=()
-FAILS=${FAILS:-0}
+declare -gA FAKE_PORT=()
 
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+# _fake_said_port OUT: the fake printed "PORT n" (-> _FAKE_SAID).
+_fake_said_port() {
+    _FAKE_SAID=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$1" 2>/dev/null)
+    [[ -n $_FAKE_SAID ]]
+}
 
-# _fake_wait NAME OUT PID: wait for "PORT n" on the fake's stdout.
+# _fake_wait NAME OUT: wait (10 s at most) for "PORT n" on the fake's stdout.
 _fake_wait() {
-    local name=$1 out=$2 pid=$3 i port
-    for i in $(seq 1 100); do
-        port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$out" 2>/dev/null)
-        if [[ -n $port ]]; then
-            FAKE_PORT[$name]=$port
-            FAKE_PID[$name]=$pid
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    local name=$1 out=$2
+    if wait_for 10 _fake_said_port "$out"; then
+        FAKE_PORT[$name]=$_FAKE_SAID
+        return 0
+    fi
     echo "fake $name did not start: $(cat "$out")" >&2
     return 1
 }
@@ -46,28 +36,24 @@ fake_start() {
     local name=$1 scenario=$2
     shift 2
     : >"$TEST_DIR/fake-$name.log"
-    "$RIG_PYTHON" "$_REL_HERE/../lib/fakeserver.py" --log "$TEST_DIR/fake-$name.log" \
+    bg_start "fake-$name" "$RIG_PYTHON" "$_REL_HERE/../lib/fakeserver.py" --log "$TEST_DIR/fake-$name.log" \
         --data "$TEST_DIR/fake-$name.data" --status "$TEST_DIR/fake-$name.status" "$@" "$scenario" \
-        >"$TEST_DIR/fake-$name.out" 2>&1 &
-    _fake_wait "$name" "$TEST_DIR/fake-$name.out" $!
+        >"$TEST_DIR/fake-$name.out" 2>&1
+    _fake_wait "$name" "$TEST_DIR/fake-$name.out"
 }
 
 badremote_start() {
     local name=$1 scenario=$2 cert=$3 key=$4
     shift 4
     : >"$TEST_DIR/fake-$name.log"
-    "$RIG_PYTHON" "$_REL_HERE/badremote.py" --cert "$cert" --key "$key" \
-        --log "$TEST_DIR/fake-$name.log" "$@" "$scenario" >"$TEST_DIR/fake-$name.out" 2>&1 &
-    _fake_wait "$name" "$TEST_DIR/fake-$name.out" $!
+    bg_start "fake-$name" "$RIG_PYTHON" "$_REL_HERE/badremote.py" --cert "$cert" --key "$key" \
+        --log "$TEST_DIR/fake-$name.log" "$@" "$scenario" >"$TEST_DIR/fake-$name.out" 2>&1
+    _fake_wait "$name" "$TEST_DIR/fake-$name.out"
 }
 
 fakes_stop() {
     local n
-    for n in "${!FAKE_PID[@]}"; do
-        kill "${FAKE_PID[$n]}" 2>/dev/null
-        wait "${FAKE_PID[$n]}" 2>/dev/null
-    done
-    FAKE_PID=()
+    for n in "${!FAKE_PORT[@]}"; do bg_stop "fake-$n"; done
 }
 
 # test_ca DIR: DIR/ca.pem + DIR/ca.key, a CA for leaf_cert.
@@ -103,20 +89,4 @@ trusting_wrapper() {
 exec unshare --mount -- sh -c 'mount --bind "\$0" $bundle && exec "\$@"' '$ca' '$NEXTHOP_BIN' "\$@"
 EOF
     chmod 755 "$out"
-}
-
-# milter_alive: the milter process still runs (not a zombie).
-milter_alive() { [[ -n ${MILTER_PID:-} ]] && _rig_alive "$MILTER_PID"; }
-
-# rel_exit DIR: for `trap 'rel_exit "$TEST_DIR"' EXIT`: stops the milter, the
-# fakes and the rig, keeps the exit status, and removes DIR only on success.
-rel_exit() {
-    local rc=$?
-    milter_stop >/dev/null 2>&1
-    fakes_stop
-    rig_cleanup
-    if ((rc == 0 && FAILS == 0)) && [[ -n ${1:-} && -d $1 ]]; then
-        rm -rf -- "$1"
-    fi
-    return "$rc"
 }

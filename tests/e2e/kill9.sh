@@ -13,12 +13,10 @@
 # Must not: stop anything it did not start, or count a message twice.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
+. "$here/../lib/harness.sh"
 . "$here/../lib/e2e.sh"
-. "$here/../daemon/reliability.bash"
-dir=$(mktemp -d /tmp/nexthop-kill9.XXXXXX)
-trap 'rel_exit "$dir"' EXIT
+harness_init kill9
+dir=$TEST_DIR
 N=${KILL9_MESSAGES:-200}
 CLIENTS=4
 
@@ -35,13 +33,13 @@ queue = { outbound = { next-hop = ( { if = "rcpt-domain"; in-list = "list/local"
                                     { else = false; } ); }; };
 routing = { action = "relay"; on-tempfail = "quarantine"; timeout = "20s"; };
 EOF
-e2e_start "$dir" "$dir/kill9.conf.in" || { echo "FAIL: rig did not start"; exit 1; }
+e2e_start "$dir" "$dir/kill9.conf.in" || { bad "rig did not start"; exit 1; }
 PF=$POSTFIX_DIR
 sock=$dir/milter/milter.sock
 
 # The clients: each message on its own connection; a 4xx is retried after a
 # second (for up to 90 s), a 5xx is final. One line per attempt in sent.log.
-"$RIG_PYTHON" - "$POSTFIX_PORT" "$N" "$CLIENTS" "$dir/sent.log" >"$dir/clients.out" 2>&1 <<'EOF' &
+bg_start clients "$RIG_PYTHON" - "$POSTFIX_PORT" "$N" "$CLIENTS" "$dir/sent.log" >"$dir/clients.out" 2>&1 <<'EOF'
 import smtplib, sys, threading, time
 port, n, clients, logpath = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 lock = threading.Lock()
@@ -76,32 +74,40 @@ threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
 for t in threads: t.start()
 for t in threads: t.join()
 EOF
-clients_pid=$!
+clients_pid=${BG_PID[clients]}
+accepted() { # messages the clients got a final 250 for: always one number
+    local n
+    n=$(grep -c '^final [0-9]* 250$' "$dir/sent.log" 2>/dev/null)
+    echo "${n:-0}"
+}
+half_in() { (($(accepted) >= N / 2)) || ! _rig_alive "$clients_pid"; }
+# in the queue, not yet delivered, deferred or held
+in_flight() { find "$PF/q/maildrop" "$PF/q/incoming" "$PF/q/active" -type f 2>/dev/null | grep -q .; }
+settled() { ! in_flight; }
+no_deferred() { ! find "$PF/q/deferred" -type f 2>/dev/null | grep -q .; }
 
 # Kill the milter when half the messages are in.
-end=$(($(_rig_now_ms) + 120000))
-while (($(grep -c '^final [0-9]* 250$' "$dir/sent.log" 2>/dev/null || echo 0) < N / 2)); do
-    if (($(_rig_now_ms) > end)) || ! kill -0 "$clients_pid" 2>/dev/null; then
-        fail "the clients did not get half the messages in: $(tail -3 "$dir/sent.log" 2>/dev/null)"
-        break
-    fi
-    sleep 0.05
-done
+wait_for 120 half_in
+(($(accepted) >= N / 2)) ||
+    bad "the clients did not get half the messages in: $(tail -3 "$dir/sent.log" 2>/dev/null)"
 old=$MILTER_PID
-kill -KILL "$old"
-wait "$old" 2>/dev/null
-accepted_at_kill=$(grep -c '^final [0-9]* 250$' "$dir/sent.log")
+sent_at_kill=$(log_lines "$dir/sent.log")
+milter_kill "$old" KILL
+accepted_at_kill=$(accepted)
 echo "killed the milter (pid $old) with SIGKILL after $accepted_at_kill accepted messages"
-sleep 1
-rm -f "$sock"      # the dead milter's socket: the new one must not be mistaken for ready
-MILTER_PID=
-milter_start "$dir/milter" "$dir/milter/milter.conf" "unix:$sock" || fail "the milter did not restart"
+# restart once a client was told to retry (the kill hit mail in flight)
+wait_log "$dir/sent.log" '^attempt [0-9]+ 4[0-9][0-9] ' 60 "$sent_at_kill" ||
+    echo "no client got a 4xx within 60 s of the kill"
+rm -f "$sock"      # the dead milter's socket (libmilter would not bind over it)
+milter_start "$dir/milter" "$dir/milter/milter.conf" "unix:$sock" || bad "the milter did not restart"
 echo "restarted the milter (pid $MILTER_PID)"
 
 wait "$clients_pid"
-sleep 2   # let Postfix finish what is active
+unset 'BG_PID[clients]'
+wait_for 60 settled || echo "Postfix still has mail in flight after 60 s"
 postfix_flush "$PF"
-sleep 1
+wait_for 10 no_deferred
+wait_for 60 settled || echo "Postfix still has mail in flight after 60 s"
 
 # Count: Message-IDs in Dovecot, in the Postfix queue, and what the clients saw.
 mailbox=$E2E_DIR/dovecot/mail/dovecot.test/alice
@@ -149,9 +155,8 @@ check "duplicates ($(val duplicates)) at most one per client in flight at the ki
     test "$(val duplicates)" -le "$CLIENTS"
 check "the restarted milter relays: messages after the restart reached Dovecot" \
     test "$(awk -v k="$accepted_at_kill" '$1 > k + 8' "$dir/delivered.ids" | wc -l)" -ge 1
-if ((FAILS > 0)); then
+if ((fails > 0)); then
     echo "--- Postfix log (milter lines) ---"; grep -a milter "$PF/maillog" | tail -10
     echo "--- clients ---"; tail -5 "$dir/clients.out"
 fi
-echo "$FAILS failure(s)"
-exit $((FAILS > 0))
+finish
