@@ -11,19 +11,17 @@
 # and no password ever shows up in a log, and /metrics counts the answers.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
+. "$here/../lib/harness.sh"
 . "$here/../lib/e2e.sh"
-dir=$(mktemp -d /tmp/nexthop-auth.XXXXXX)
-trap 'rc=$?; milter_stop; rig_cleanup; (( rc == 0 )) && rm -rf "$dir"' EXIT   # kept when something failed
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-rig_install >/dev/null || { echo "FAIL: rig_install"; exit 1; }
-if [[ ! -e /usr/lib/x86_64-linux-gnu/sasl2/libplain.so.2 ]] && ! ls /usr/lib/*/sasl2/libplain.so* >/dev/null 2>&1; then
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends libsasl2-modules >/dev/null 2>&1
+harness_init auth
+dir=$TEST_DIR
+rig_install >/dev/null || { bad "rig_install"; exit 1; }
+have_plain() { ls /usr/lib/*/sasl2/libplain.so* >/dev/null 2>&1; }
+if ! have_plain; then
+    _rig_with_lock install _rig_apt_install libsasl2-modules >/dev/null 2>&1
+    have_plain || missing libsasl2-modules "no Cyrus SASL PLAIN module"
 fi
-postconf -a | grep -qx cyrus || { echo "FAIL: this Postfix has no Cyrus SASL support"; exit 1; }
+postconf -a | grep -qx cyrus || { bad "this Postfix has no Cyrus SASL support"; exit 1; }
 
 # The socket lives in a directory Postfix (user postfix) can reach; the
 # socket itself gets milter.socket-mode 0660 and group postfix.
@@ -41,7 +39,7 @@ saslauthd_path: $AUTH_MUX
 mech_list: PLAIN LOGIN
 EOF
 chmod 0644 "$sasl/smtpd.conf"
-cat > "$dir.conf.in" <<'CONF'
+cat > "$dir/milter.conf.in" <<'CONF'
 milter = { group = "postfix"; log = { level = "info"; }; };
 stats = { listen = "127.0.0.1:@STATS_PORT@"; };
 remote = { imap = {
@@ -50,12 +48,11 @@ remote = { imap = {
 }; };
 auth-service = { socket = "@AUTH_MUX@"; lookup = "remote/imap"; };
 CONF
-e2e_start "$dir" "$dir.conf.in" \
+e2e_start "$dir" "$dir/milter.conf.in" \
     "smtpd_sasl_auth_enable = yes" "smtpd_sasl_type = cyrus" "smtpd_sasl_path = smtpd" \
     "cyrus_sasl_config_path = $sasl" "smtpd_sasl_security_options = noanonymous" \
     "smtpd_relay_restrictions = permit_sasl_authenticated, reject" "mynetworks = 127.0.0.2/32" \
-    || { echo "FAIL: rig did not start"; exit 1; }
-rm -f "$dir.conf.in"
+    || { bad "rig did not start"; exit 1; }
 [[ $(stat -c '%a %G' "$AUTH_MUX") == "660 postfix" ]] && ok "auth-service socket is 0660, group postfix" \
     || bad "auth-service socket: $(stat -c '%a %U:%G' "$AUTH_MUX" 2>&1)"
 
@@ -118,5 +115,4 @@ done
 grep -q 'secret' "$MILTER_LOG" && bad "the word secret appears in the milter log" || ok "'secret' is in no milter log line"
 
 if (( fails > 0 )); then echo "--- milter log ---"; tail -30 "$MILTER_LOG"; echo "--- maillog ---"; tail -20 "$E2E_DIR/postfix/maillog"; fi
-echo "authsvc: $fails failure(s)"
-exit $((fails > 0))
+finish

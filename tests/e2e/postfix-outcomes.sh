@@ -9,21 +9,17 @@
 #   on-tempfail = accept, DATA 451          -> accepted, Postfix delivers it by its own route
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-. "$here/../lib/check.sh"
-dir=$(mktemp -d /tmp/nexthop-outcomes.XXXXXX)
-chmod 0755 "$dir"
-fake_pid=
-trap 'milter_stop; [[ -n $fake_pid ]] && kill $fake_pid 2>/dev/null; rig_cleanup' EXIT
+. "$here/../lib/harness.sh"
+harness_init outcomes
+dir=$TEST_DIR
 
 fake_start() { # SCENARIO
-    [[ -n $fake_pid ]] && { kill "$fake_pid"; wait "$fake_pid" 2>/dev/null; }
-    python3 "$here/../lib/fakeserver.py" --port "$fake_port" --log "$dir/fake.log" \
-        --data "$dir/fake.data" "$1" >/dev/null 2>&1 &
-    fake_pid=$!
+    bg_stop fake
+    bg_start fake python3 "$here/../lib/fakeserver.py" --port "$fake_port" --log "$dir/fake.log" \
+        --data "$dir/fake.data" "$1" >/dev/null 2>&1
     rig_wait_port "$fake_port" 10
 }
+held_is() { [[ $(postfix_held_count "$PF") -eq $1 ]]; }
 milter_conf() { # ON-TEMPFAIL
     cat > "$dir/milter.conf" <<CONF
 milter = { log = { level = "debug"; }; };
@@ -56,7 +52,7 @@ check "all refused: the client gets the next hop's 552 ($(final_reply))" grep -q
 check "all refused: nothing in the Postfix queue" eq "$(postfix_queue_count "$PF")" 0
 
 send ok1@fake.test,okperm2@fake.test partly-refused
-sleep 1
+wait_for 20 held_is 1
 check "one refused: accepted from the client ($(final_reply))" grep -qE '^<- +250 ' "$dir/swaks.out"
 check "one refused: the copy is held, not lost" eq "$(postfix_held_count "$PF")" 1
 id=$(postqueue -c "$PF" -j | python3 -c 'import json,sys; print([j for j in map(json.loads,sys.stdin) if j["queue_name"]=="hold"][0]["queue_id"])')
@@ -70,7 +66,7 @@ grep -q 'relay to fake failed for <okperm2@fake.test>: 552 5.2.2' "$dir/m/milter
 postsuper -c "$PF" -d ALL >/dev/null 2>&1
 
 send ok2@fake.test,oktemp1@fake.test partly-deferred
-sleep 1
+wait_for 20 held_is 1
 check "one deferred: held" eq "$(postfix_held_count "$PF")" 1
 check "one deferred: the delivered recipient got it once" eq "$(grep -c 'Subject: partly-deferred' "$dir/fake.data")" 1
 postsuper -c "$PF" -d ALL >/dev/null 2>&1
@@ -78,18 +74,17 @@ postsuper -c "$PF" -d ALL >/dev/null 2>&1
 # on-tempfail = tempfail: the client is told to retry
 fake_start tempfail-data
 milter_conf tempfail
-milter_reload; sleep 1
+check "tempfail: the milter reloaded the config" milter_reload
 send ok3@fake.test tempfail-mode
 check "tempfail: the client gets 451 4.4.2 ($(final_reply))" grep -qE '^<\*\* +451 4\.4\.2' "$dir/swaks.out"
 check "tempfail: nothing queued (the client keeps the message)" eq "$(postfix_queue_count "$PF")" 0
 
 # on-tempfail = accept: Postfix keeps the message and delivers it by its own route
 milter_conf accept
-milter_reload; sleep 1
+check "accept: the milter reloaded the config" milter_reload
 send ok4@fake.test accept-mode
 check "accept: accepted from the client ($(final_reply))" grep -qE '^<- +250 ' "$dir/swaks.out"
 postfix_wait_empty "$PF" 20
 check "accept: Postfix delivered it by its own route" eq "$(grep -l 'Subject: accept-mode' "$dir"/sink/[0-9]* 2>/dev/null | wc -l)" 1
 
-echo "$fails failure(s)"
-exit $(( fails > 0 ))
+finish

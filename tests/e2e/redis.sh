@@ -11,32 +11,23 @@
 # RCPTs go through each running milter with miltertest.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-dir=$(mktemp -d /tmp/nexthop-redis.XXXXXX)
-chmod 0755 "$dir"
-redis_pid=
-A_PID=
-stop_pid() { [[ -n $1 ]] && kill -TERM "$1" 2>/dev/null && wait "$1" 2>/dev/null; }
-trap 'rc=$?; stop_pid "$A_PID"; milter_stop; stop_pid "$redis_pid"; rig_cleanup; (( rc == 0 )) && rm -rf "$dir"' EXIT   # kept when something failed
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-rig_install >/dev/null || { echo "FAIL: rig_install"; exit 1; }
-command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
-    || apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends redis-server redis-tools >/dev/null 2>&1
+. "$here/../lib/harness.sh"
+harness_init redis
+dir=$TEST_DIR
+rig_install >/dev/null || { bad "rig_install"; exit 1; }
+need redis-server redis-server
+need redis-cli redis-tools
 
 REDIS_PORT=$(rig_free_port)
 redis_start() {
     mkdir -p "$dir/redis"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
-        --dir "$dir/redis" --logfile "$dir/redis/redis.log" &
-    redis_pid=$!
-    rig_wait_port "$REDIS_PORT" 10 || { echo "FAIL: redis-server did not start"; exit 1; }
+    bg_start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no --dir "$dir/redis" --logfile "$dir/redis/redis.log"
+    rig_wait_port "$REDIS_PORT" 10 || { bad "redis-server did not start"; exit 1; }
 }
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 redis_start
-dovecot_start "$dir/dovecot" >/dev/null || { echo "FAIL: dovecot did not start"; exit 1; }
+dovecot_start "$dir/dovecot" >/dev/null || { bad "dovecot did not start"; exit 1; }
 
 PREFIX="t$$:"
 cat > "$dir/milter.conf" <<CONF
@@ -95,7 +86,7 @@ expect_rcpt() { # WHAT SOCK LOG ADDR WANT SOURCE
 lookup_ms() { grep "lookup: .*rcpt=<$2> remote=dovecot" "$1" | tail -1 | grep -o 'ms=[0-9]*' | cut -d= -f2; }
 
 milter_start "$dir/a" "$dir/milter.conf" || exit 1
-A_PID=$MILTER_PID A_SOCK=$MILTER_SOCK A_LOG=$MILTER_LOG
+A_SOCK=$MILTER_SOCK A_LOG=$MILTER_LOG
 milter_start "$dir/b" "$dir/milter.conf" || exit 1
 B_SOCK=$MILTER_SOCK B_LOG=$MILTER_LOG
 
@@ -121,10 +112,13 @@ expect_rcpt "B, Dovecot down: bob (not in Redis) gets 451" "$B_SOCK" "$B_LOG" bo
 [[ -z $(rcli --scan --pattern "${PREFIX}*bob*") ]] && ok "the error for bob is not stored" || bad "an error was stored in Redis"
 
 # Redis goes away: mail keeps flowing from the remote, without waiting
-dovecot_restart "$dir/dovecot" >/dev/null || { echo "FAIL: dovecot restart"; exit 1; }
-stop_pid "$redis_pid"; redis_pid=
+dovecot_restart "$dir/dovecot" >/dev/null || { bad "dovecot restart"; exit 1; }
+bg_stop redis
 expect_rcpt "A, Redis down: bob from Dovecot" "$A_SOCK" "$A_LOG" bob@dovecot.test continue remote
 expect_rcpt "A, Redis down: 1alice from Dovecot" "$A_SOCK" "$A_LOG" 1alice@dovecot.test continue remote
+# after a failure the milter leaves Redis alone for a pause that doubles
+# from 1 s: at most 2 s after the last of these two lookups
+pause_over=$(( $(_rig_now_ms) + 2000 ))
 for u in bob 1alice; do
     ms=$(lookup_ms "$A_LOG" "$u@dovecot.test")
     (( ms < 1000 )) && ok "Redis down: $u answered in ${ms} ms" || bad "Redis down: $u took ${ms} ms"
@@ -132,23 +126,23 @@ done
 n=$(grep -c 'cache.redis: .* unavailable' "$A_LOG")
 [[ $n == 1 ]] && ok "Redis down warned once" || bad "Redis down warned $n times"
 
-# Redis back (same port, empty): used again after the pause
+# Redis back (same port, empty): used again once the pause is over (a
+# timer: there is no event to wait for)
 redis_start
-sleep 2.2
+left=$(( pause_over - $(_rig_now_ms) ))
+(( left <= 0 )) || sleep "$((left / 1000)).$(printf '%03d' $((left % 1000)))"
 expect_rcpt "A, Redis back: 2alice" "$A_SOCK" "$A_LOG" 2alice@dovecot.test continue remote
 [[ $(rcli GET "${PREFIX}dovecot:r:2alice@dovecot.test") == 1 ]] && ok "Redis back: 2alice stored" \
     || bad "Redis back: 2alice not stored"
 grep -q 'cache.redis: .* is back' "$A_LOG" && ok "recovery logged" || bad "no recovery line"
 
 # Redis hangs (stopped, connection open): a lookup waits ~100 ms for it, not more
-kill -STOP "$redis_pid"
+kill -STOP "${BG_PID[redis]}"
 expect_rcpt "A, Redis hung: 3alice from Dovecot" "$A_SOCK" "$A_LOG" 3alice@dovecot.test continue remote
 ms=$(lookup_ms "$A_LOG" 3alice@dovecot.test)
 (( ms >= 90 && ms < 1000 )) && ok "Redis hung: 3alice answered in ${ms} ms (the 100 ms Redis limit)" \
     || bad "Redis hung: 3alice took ${ms} ms"
-kill -CONT "$redis_pid"
+kill -CONT "${BG_PID[redis]}"
 
-stop_pid "$A_PID"; A_PID=
 if (( fails > 0 )); then echo "--- A ---"; tail -20 "$A_LOG"; echo "--- B ---"; tail -20 "$B_LOG"; fi
-echo "redis: $fails failure(s)"
-exit $((fails > 0))
+finish

@@ -9,18 +9,14 @@
 # and, where the servers log it, that the exchange really used TLS.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
 : "${NEXTHOP_BIN:=${NEXTHOP_BUILD:-$here/../../build}/milter/milter-nexthop}"
+. "$here/../lib/harness.sh"
+harness_init remote
+dir=$TEST_DIR
 
-dir=$(mktemp -d /tmp/nexthop-remote.XXXXXX)
-trap 'rig_cleanup; [[ -n ${KEEP:-} ]] || rm -rf "$dir"' EXIT
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-
-rig_install >/dev/null || { echo "FAIL: rig_install"; exit 1; }
-[[ -x $NEXTHOP_BIN ]] || { echo "FAIL: no binary at $NEXTHOP_BIN"; exit 1; }
-dovecot_start "$dir/dovecot" >/dev/null || { echo "FAIL: dovecot did not start"; exit 1; }
+rig_install >/dev/null || { bad "rig_install"; exit 1; }
+[[ -x $NEXTHOP_BIN ]] || { bad "no binary at $NEXTHOP_BIN"; exit 1; }
+dovecot_start "$dir/dovecot" >/dev/null || { bad "dovecot did not start"; exit 1; }
 
 # remote_conf NAME PROTO PORT TLS-BLOCK [EXTRA]: one remote "r" in $dir/NAME.conf
 remote_conf() {
@@ -61,6 +57,20 @@ err_has() {
 }
 
 dovecot_log_count() { grep -cE -- "$1" "$DOVECOT_DIR/dovecot.log" 2>/dev/null || true; }
+dovecot_knows() { # USER PASSWORD: Dovecot's passdb accepts them (it re-reads passwd-file on change)
+    doveadm -c "$DOVECOT_DIR/dovecot.conf" auth test "$1" "$2" >/dev/null 2>&1
+}
+# ehlo_auth: the AUTH mechanisms Postfix's smtpd offers now (one line, sorted)
+ehlo_auth() {
+    "$RIG_PYTHON" - "$POSTFIX_PORT" <<'EOF'
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)
+s.ehlo("probe.test")
+print(" ".join(sorted(s.esmtp_features.get("auth", "").upper().split())))
+s.quit()
+EOF
+}
+auth_offered() { [[ $(ehlo_auth 2>/dev/null) == "$1" ]]; }
 
 # ------------------------------------------------------------ LMTP rcpt
 remote_conf lmtp-plain lmtp "$DOVECOT_LMTP_PORT" 'enable = false;'
@@ -145,7 +155,7 @@ q 1 "imap starttls: auth of an unknown user" imap-starttls auth nobody@dovecot.t
 ids=$(grep '^alice@dovecot.test:' "$DOVECOT_DIR/passwd" | cut -d: -f3,4)
 printf '%s:{PLAIN}%s:%s::%s::\n' quote@dovecot.test 'se"cr\et x' "$ids" "$DOVECOT_DIR/mail/q" \
     utf8@dovecot.test 'pässwörd' "$ids" "$DOVECOT_DIR/mail/u" >>"$DOVECOT_DIR/passwd"
-sleep 1   # passwd-file is re-read when its mtime changes
+wait_for 15 dovecot_knows utf8@dovecot.test 'pässwörd'   # passwd-file is re-read when its mtime changes
 q 0 'imap starttls: password with a quote, a backslash and a space' imap-starttls auth quote@dovecot.test 'se"cr\et x'
 q 1 'imap starttls: the same password, one byte off' imap-starttls auth quote@dovecot.test 'se"cr\et y'
 q 0 'imap starttls: 8-bit password' imap-starttls auth utf8@dovecot.test 'pässwörd'
@@ -153,7 +163,9 @@ q 75 "imap: self-signed certificate refused" imap-strict auth alice@dovecot.test
 err_has "certificate" "imap: the error names the certificate"
 q 75 "imap: rcpt is not an IMAP lookup" imap-starttls rcpt alice@dovecot.test
 err_has "not supported by imap" "imap rcpt: says not supported by imap"
-sleep 0.5   # Dovecot writes its log asynchronously
+# Dovecot writes its log asynchronously
+tls_logins_seen() { (($(dovecot_log_count "$tls_login_re") - tls_logins_before >= 2)); }
+wait_for 10 tls_logins_seen
 tls_logins=$(($(dovecot_log_count "$tls_login_re") - tls_logins_before))
 if [[ $tls_logins -eq 2 ]]; then
     ok "dovecot logged exactly 2 TLS logins of alice (STARTTLS and implicit; plain was not TLS)"
@@ -210,30 +222,27 @@ q 1 "postfix rcpt nobody: 550" smtp rcpt nobody@dovecot.test
 
 # SMTP AUTH: every mechanism, one at a time (Postfix filters what it offers).
 for mech in scram-sha-256 cram-md5 plain login; do
-    postconf -c "$dir/postfix" -e "smtpd_sasl_mechanism_filter = $mech"
-    postfix -c "$dir/postfix" reload >/dev/null 2>&1
-    sleep 1
+    postfix_reload "$dir/postfix" "smtpd_sasl_mechanism_filter = $mech" || bad "postfix reload ($mech)"
+    wait_for 30 auth_offered "${mech^^}" || bad "smtpd offers '$(ehlo_auth)' after the reload, wanted ${mech^^}"
     q 0 "smtp AUTH $mech over STARTTLS: alice/secret" smtp auth alice@dovecot.test secret
     q 1 "smtp AUTH $mech over STARTTLS: alice/wrong" smtp auth alice@dovecot.test wrong
 done
 # Postfix logs only the failures of AUTH: each wrong password above must
 # have used the one mechanism offered at that time.
-sleep 0.5
 for m in SCRAM-SHA-256 CRAM-MD5 PLAIN LOGIN; do
-    if grep -qE "SASL $m authentication failed: .*sasl_username=alice@dovecot.test" "$dir/postfix/maillog"; then
+    if wait_log "$dir/postfix/maillog" "SASL $m authentication failed: .*sasl_username=alice@dovecot.test" 10; then
         ok "postfix saw alice's wrong password over $m"
     else
         bad "postfix logged no $m attempt of alice"
     fi
 done
 postconf -c "$dir/postfix" -X smtpd_sasl_mechanism_filter
-postfix -c "$dir/postfix" reload >/dev/null 2>&1
-sleep 1
+postfix_reload "$dir/postfix" || bad "postfix reload (no filter)"
+wait_for 30 auth_offered "CRAM-MD5 LOGIN PLAIN SCRAM-SHA-256" || bad "smtpd offers '$(ehlo_auth)' after the reload"
 q 0 "smtp AUTH, plain text with tls.enable = false (loopback)" smtp-plain auth alice@dovecot.test secret
 
 # ------------------------------------------------------------ bad config
 printf 'remote = { r = { address = "127.0.0.1"; port = "x"; }; };\n' >"$dir/broken.conf"
 q 78 "bad config: exit 78" broken rcpt alice@dovecot.test
 
-echo "remote-dovecot: $fails failure(s)"
-[[ $fails -eq 0 ]]
+finish

@@ -7,42 +7,12 @@
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/lib/rig.sh
-. "$here/../lib/rig.sh"
-
-work=""
-fails=0
+# shellcheck source=tests/lib/harness.sh
+. "$here/../lib/harness.sh"
+harness_init rig-selftest
+work=$TEST_DIR
 t0=$EPOCHREALTIME
 
-finish() {
-    rig_cleanup
-    if [[ -n $work && -d $work ]]; then
-        if [[ $fails -eq 0 ]]; then rm -rf "$work"; else echo "# logs kept in $work"; fi
-    fi
-}
-trap finish EXIT
-
-pass() { echo "PASS: $*"; }
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-check() { # NAME CMD...
-    local name=$1
-    shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
-}
-# wait_for SECONDS CMD...: poll CMD every 0.1 s until it succeeds.
-wait_for() {
-    local n=$(($1 * 10))
-    shift
-    while ((n-- > 0)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-eq() { [[ $1 == "$2" ]]; }
 mbox_is() { [[ $(mailbox_count "$1" "$2") -eq $3 ]]; }
 queue_is() { [[ $(postfix_queue_count "$1") -eq $2 ]]; }
 deferred_is() { [[ $(find "$1/q/deferred" -type f | wc -l) -eq $2 ]]; }
@@ -157,17 +127,16 @@ send() { # PORT TO -> swaks exit status
 # ------------------------------------------------------------------ run
 
 check "rig_install (packages, vmail, /etc/postfix/main.cf)" rig_install
-work=$(mktemp -d /tmp/rig-selftest.XXXXXX)
 
 p=$(rig_free_port)
 check "rig_free_port gives a port number" eq "$([[ $p =~ ^[0-9]+$ ]] && echo y)" y
 check "rig_wait_port times out on a closed port" eval '! rig_wait_port "$p" 1'
 
 if ! dovecot_start "$work/dovecot"; then
-    fail "dovecot_start"
+    bad "dovecot_start"
     exit 1
 fi
-pass "dovecot_start (lmtp $DOVECOT_LMTP_PORT lmtps $DOVECOT_LMTPS_PORT imap $DOVECOT_IMAP_PORT imaps $DOVECOT_IMAPS_PORT)"
+ok "dovecot_start (lmtp $DOVECOT_LMTP_PORT lmtps $DOVECOT_LMTPS_PORT imap $DOVECOT_IMAP_PORT imaps $DOVECOT_IMAPS_PORT)"
 check "rig_cert: cert has CN=localhost and SAN IP 127.0.0.1" \
     eval 'openssl x509 -in "$DOVECOT_CERT" -noout -text | grep -q "IP Address:127.0.0.1"'
 dc_ports="$DOVECOT_LMTP_PORT $DOVECOT_LMTPS_PORT $DOVECOT_IMAP_PORT $DOVECOT_IMAPS_PORT"
@@ -181,10 +150,10 @@ check "smtp_sink_start" smtp_sink_start "$work/sink" "$sink_port"
 
 if ! postfix_start "$work/postfix" \
     "transport_maps = inline:{dovecot.test=lmtp:inet:127.0.0.1:$DOVECOT_LMTP_PORT, sink.test=smtp:[127.0.0.1]:$sink_port, dead.test=smtp:[127.0.0.1]:$dead_port}"; then
-    fail "postfix_start"
+    bad "postfix_start"
     exit 1
 fi
-pass "postfix_start (port $POSTFIX_PORT)"
+ok "postfix_start (port $POSTFIX_PORT)"
 pf=$POSTFIX_DIR
 
 check "swaks alice@dovecot.test via Postfix accepted" send "$POSTFIX_PORT" alice@dovecot.test
@@ -215,7 +184,7 @@ check "dovecot_restart keeps the ports" eq "$DOVECOT_LMTP_PORT $DOVECOT_LMTPS_PO
 check "swaks bob@dovecot.test after Dovecot restart" send "$POSTFIX_PORT" bob@dovecot.test
 check "bob's maildir has 1 message" wait_for 15 mbox_is "$work/dovecot" bob@dovecot.test 1
 check "alice still has 1 message" mbox_is "$work/dovecot" alice@dovecot.test 1
-[[ $old_lmtp == "$DOVECOT_LMTP_PORT" ]] || fail "LMTP port changed"
+[[ $old_lmtp == "$DOVECOT_LMTP_PORT" ]] || bad "LMTP port changed"
 
 # Everything this shell started, by PID.
 pids=()
@@ -239,9 +208,4 @@ done
 check "rig_cleanup: all ports closed" eq "$closed" 1
 
 secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
-if [[ $fails -eq 0 ]]; then
-    echo "PASS: rig selftest (${secs}s)"
-    exit 0
-fi
-echo "FAIL: rig selftest: $fails failure(s) (${secs}s)"
-exit 1
+finish "(rig selftest, ${secs}s)"

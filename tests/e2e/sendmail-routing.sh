@@ -18,13 +18,10 @@
 #   the milter down: F=T, the client gets a 4xx, nothing is accepted
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-. "$here/../lib/check.sh"
+. "$here/../lib/harness.sh"
 . "$here/../lib/sendmail.sh"
-dir=$(mktemp -d /tmp/nexthop-sm-e2e.XXXXXX)
-chmod 0755 "$dir"
-trap 'milter_stop; sendmail_cleanup; rig_cleanup; ((fails > 0)) || rm -rf "$dir"' EXIT
+harness_init sm-e2e
+dir=$TEST_DIR
 
 send_mail() { # FROM TO SUBJECT [swaks args]
     local from=$1 to=$2 subject=$3
@@ -41,10 +38,11 @@ mailbox_grep() { # USER PATTERN -> messages of USER holding PATTERN
 queue_empty() { [[ $(sendmail_queue_count "$SM") -eq 0 ]]; }
 started=$SECONDS
 
-rig_install && sendmail_install || { echo "FAIL: cannot install the rig"; exit 1; }
-dovecot_start "$dir/dovecot" >/dev/null || { echo "FAIL: dovecot did not start"; exit 1; }
+rig_install || { bad "cannot install the rig"; exit 1; }
+sendmail_install || missing sendmail "cannot fetch and unpack Sendmail (tests/lib/sendmail.sh)"
+dovecot_start "$dir/dovecot" >/dev/null || { bad "dovecot did not start"; exit 1; }
 SINK_PORT=$(rig_free_port)
-smtp_sink_start "$dir/sink" "$SINK_PORT" || { echo "FAIL: smtp-sink did not start"; exit 1; }
+smtp_sink_start "$dir/sink" "$SINK_PORT" || { bad "smtp-sink did not start"; exit 1; }
 
 # The milter config of the Postfix scenarios: validate and relay
 # dovecot.test to Dovecot; the sender picks the action.
@@ -72,7 +70,7 @@ routing = {
 };
 EOF
 milter_start "$dir/milter" "$dir/milter/milter.conf" "unix:$dir/milter/milter.sock" ||
-    { echo "FAIL: milter did not start"; exit 1; }
+    { bad "milter did not start"; exit 1; }
 
 # Sendmail's own routes: dovecot.test -> Dovecot LMTP through the snippet's
 # NEXTHOP_MAILER, everything else -> smtp-sink (the Internet).
@@ -84,7 +82,7 @@ sendmail_start "$dir/sm" \
     "FEATURE(\`mailertable', \`text -o -k0 -v1 $dir/mailertable')dnl" \
     "define(\`SMART_HOST', \`esmtp:[127.0.0.1]')dnl" \
     "define(\`ESMTP_MAILER_ARGS', \`TCP \$h $SINK_PORT')dnl" ||
-    { echo "FAIL: sendmail did not start"; exit 1; }
+    { bad "sendmail did not start"; exit 1; }
 SM=$SENDMAIL_DIR
 echo "rig up in $((SECONDS - started)) s (sendmail on $SENDMAIL_PORT, dovecot lmtp $DOVECOT_LMTP_PORT)"
 
@@ -102,7 +100,7 @@ check "relay: in alice's mailbox" eq "$(mailbox_grep alice@dovecot.test 'Subject
 check "relay: our Received: line is there" eq "$(mailbox_grep alice@dovecot.test 'by .* (milter-nexthop) with ESMTP')" 1
 wait_for 10 queue_empty
 check "relay: Sendmail queue empty" eq "$(sendmail_queue_count "$SM")" 0
-sleep 1
+# (a Sendmail delivery would have ended before its queue file went away)
 check "relay: delivered once (not again by Sendmail)" eq "$(mailbox_grep alice@dovecot.test 'Subject: relay-1')" 1
 check "relay: nothing went to the Internet" eq "$(sink_count)" 0
 
@@ -180,7 +178,7 @@ check "outage: released later, delivered" eq "$(mailbox_grep alice@dovecot.test 
 check "outage: the other quarantined message stays" eq "$(sendmail_quarantined_count "$SM")" 1
 
 # the milter is down: F=T, the client is told to retry, nothing is accepted
-milter_stop
+milter_stop || bad "the milter did not end cleanly: $MILTER_STOP_WHY"
 before=$(sendmail_queue_count "$SM")
 send_mail s@example.net alice@dovecot.test "down-1"; rc=$?
 check "milter down: the client gets a 4xx (swaks exit $rc)" grep -q '<\*\* *4[0-9][0-9] ' "$dir/swaks.out"
@@ -191,6 +189,4 @@ if ((fails > 0)); then
     echo "--- milter log (tail) ---"; tail -n 30 "$dir/milter/milter.log"
     echo "--- sendmail traffic (tail) ---"; tail -n 30 "$SM/traffic.log"
 fi
-echo "$fails failure(s) in $((SECONDS - started)) s"
-((fails > 0)) && echo "(files kept in $dir)"
-exit $((fails > 0))
+finish "in $((SECONDS - started)) s"

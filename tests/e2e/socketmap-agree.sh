@@ -11,12 +11,9 @@
 #   a SIGUSR1 reload changes the answer on a connection that stays open
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-. "$here/../lib/check.sh"
-dir=$(mktemp -d /tmp/nexthop-smap-agree.XXXXXX)
-chmod 0755 "$dir"
-trap 'milter_stop; rm -rf "$dir"' EXIT
+. "$here/../lib/harness.sh"
+harness_init smap-agree
+dir=$TEST_DIR
 started=$SECONDS
 SMAP=$dir/smap.sock
 frame() { printf '%d:%s,' "${#1}" "$1"; }
@@ -81,8 +78,8 @@ declare -A mailer=(
     [mx]="nexthop_mx:[127.0.0.1]" [v6]="nexthop_v6:[IPv6:::1]")
 
 conf store >"$dir/milter.conf"
-milter_start "$dir" "$dir/milter.conf" "unix:$dir/milter.sock" || { echo "FAIL: milter did not start"; exit 1; }
-for i in $(seq 1 50); do [[ -S $SMAP ]] && break; sleep 0.1; done
+milter_start "$dir" "$dir/milter.conf" "unix:$dir/milter.sock" || { bad "milter did not start"; exit 1; }
+# (the milter logs "started" once its services listen)
 check "socketmap listens on its unix socket" test -S "$SMAP"
 
 # -t and the socketmap agree, recipient by recipient
@@ -201,11 +198,13 @@ for c in b"ce@example.org,":
     except OSError:
         closed = time.time() - t; break
 idle.sendall(b"25:nexthop alice@example.org,")
-print("closed after %ds" % round(closed) if closed else "never closed", idle.recv(100).decode())
+# 10 s, with up to 2 s of slack for a busy machine
+print(("closed 10 s after its first byte" if 9.5 <= closed <= 12 else "closed after %.1fs" % closed)
+      if closed else "never closed", idle.recv(100).decode())
 EOF
 )
 check "a request trickling in is closed 10 s after its first byte; an idle connection still answers" \
-    eq "$out" "closed after 10s $(frame "OK lmtp:inet:127.0.0.1:2424")"
+    eq "$out" "closed 10 s after its first byte $(frame "OK lmtp:inet:127.0.0.1:2424")"
 
 # reload: the answer changes on a connection that stays open
 out=$("$RIG_PYTHON" - "$SMAP" "$dir/milter.conf" "$MILTER_PID" <<'EOF'
@@ -219,7 +218,7 @@ conf = open(sys.argv[2]).read().replace('eq = "example.org"; then = "store"', 'e
 open(sys.argv[2] + ".new", "w").write(conf); os.rename(sys.argv[2] + ".new", sys.argv[2])
 os.kill(int(sys.argv[3]), signal.SIGUSR1)
 after = before
-for _ in range(50):
+for _ in range(300):   # 30 s at most
     time.sleep(0.1); after = ask()
     if after != before: break
 print(before + "|" + after)
@@ -230,8 +229,7 @@ check "SIGUSR1: the same connection gets the new answer" \
 check "... and -t reads the same file" \
     eq "$("$NEXTHOP_BIN" -c "$dir/milter.conf" -t alice@example.org | sed -n 's/^next-hop: //p')" mx
 
-check "the daemon is alive" kill -0 "$MILTER_PID"
+check "the daemon is alive" milter_alive
 ((fails > 0)) && { echo "--- milter log (tail) ---"; tail -n 30 "$MILTER_LOG"; }
-milter_stop && ok "the daemon stopped cleanly" || bad "the daemon did not stop cleanly"
-echo "$fails failure(s) in $((SECONDS - started)) s"
-exit $((fails > 0))
+milter_stop && ok "the daemon stopped cleanly" || bad "the daemon did not stop cleanly: $MILTER_STOP_WHY"
+finish "in $((SECONDS - started)) s"

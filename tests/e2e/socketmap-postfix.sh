@@ -16,12 +16,9 @@
 # trivial-rewrite process): checked too.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-. "$here/../lib/check.sh"
-dir=$(mktemp -d /tmp/nexthop-smap-pf.XXXXXX)
-chmod 0755 "$dir"
-trap 'unix_sink_stop; milter_stop; rig_cleanup; ((fails > 0)) || rm -rf "$dir"' EXIT
+. "$here/../lib/harness.sh"
+harness_init smap-pf
+dir=$TEST_DIR
 send_mail() { # FROM TO SUBJECT
     swaks --server 127.0.0.1 --port "$POSTFIX_PORT" --from "$1" --to "$2" \
         --h-Subject "$3" --body "body of $3" --timeout 30 >"$dir/swaks.out" 2>&1
@@ -36,22 +33,19 @@ sql() { "$RIG_PYTHON" -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.
 # an LMTP server on a unix socket (smtp-sink -L), for the unix: next hop
 unix_sink_start() {
     mkdir -p "$dir/usink" && chown nobody "$dir/usink" || return 1
-    /usr/sbin/smtp-sink -u nobody -L -d "$dir/usink/%H%M%S." "unix:$dir/usink.sock" 10 \
-        </dev/null >>"$dir/usink.log" 2>&1 &
-    USINK_PID=$!
-    for _ in $(seq 1 50); do [[ -S $dir/usink.sock ]] && break; sleep 0.1; done
-    chmod 0666 "$dir/usink.sock"
+    bg_start usink /usr/sbin/smtp-sink -u nobody -L -d "$dir/usink/%H%M%S." "unix:$dir/usink.sock" 10 \
+        </dev/null >>"$dir/usink.log" 2>&1
+    wait_for 10 test -S "$dir/usink.sock" && chmod 0666 "$dir/usink.sock"
 }
-unix_sink_stop() { [[ -n ${USINK_PID:-} ]] && kill "$USINK_PID" 2>/dev/null && wait "$USINK_PID" 2>/dev/null; USINK_PID=; }
 usink_grep() { grep -l -- "$1" "$dir"/usink/[0-9]* 2>/dev/null | wc -l; }
 started=$SECONDS
 
-rig_install || { echo "FAIL: cannot install the rig"; exit 1; }
-dovecot_start "$dir/dovecot" >/dev/null || { echo "FAIL: dovecot did not start"; exit 1; }
+rig_install || { bad "cannot install the rig"; exit 1; }
+dovecot_start "$dir/dovecot" >/dev/null || { bad "dovecot did not start"; exit 1; }
 SINK_PORT=$(rig_free_port)
-smtp_sink_start "$dir/sink" "$SINK_PORT" || { echo "FAIL: smtp-sink did not start"; exit 1; }
+smtp_sink_start "$dir/sink" "$SINK_PORT" || { bad "smtp-sink did not start"; exit 1; }
 SMAP_PORT=$(rig_free_port)
-unix_sink_start || { echo "FAIL: smtp-sink on a unix socket did not start"; exit 1; }
+unix_sink_start || { bad "smtp-sink on a unix socket did not start"; exit 1; }
 sql "CREATE TABLE flaky (name TEXT); INSERT INTO flaky VALUES ('bob@dovecot.test');"
 
 mkdir -p "$dir/milter"
@@ -81,8 +75,8 @@ routing = { action = "header"; };
 socketmap = { listen = "inet:127.0.0.1:$SMAP_PORT"; };
 EOF
 milter_start "$dir/milter" "$dir/milter/milter.conf" "unix:$dir/milter/milter.sock" ||
-    { echo "FAIL: milter did not start"; exit 1; }
-rig_wait_port "$SMAP_PORT" 5 || { echo "FAIL: socketmap not listening"; cat "$MILTER_LOG"; exit 1; }
+    { bad "milter did not start"; exit 1; }
+rig_wait_port "$SMAP_PORT" 5 || { bad "socketmap not listening"; cat "$MILTER_LOG"; exit 1; }
 
 # contrib/postfix-main.cf as it is: its settings, with the test's socket
 # paths and port, and its optional section 2 (transport_maps) enabled.
@@ -92,7 +86,7 @@ mapfile -t snippet < <(sed -e "s,unix:/run/milter-nexthop/milter.sock,unix:$dir/
 check "the snippet sets the milter and the socketmap transport" \
     eq "$(printf '%s\n' "${snippet[@]}" | grep -c '^smtpd_milters = \|^transport_maps = socketmap:inet:')" 2
 postfix_start "$dir/postfix" "${snippet[@]}" "relayhost = [127.0.0.1]:$SINK_PORT" ||
-    { echo "FAIL: postfix did not start"; exit 1; }
+    { bad "postfix did not start"; exit 1; }
 PF=$POSTFIX_DIR
 echo "rig up in $((SECONDS - started)) s (postfix $POSTFIX_PORT, socketmap $SMAP_PORT, dovecot lmtp $DOVECOT_LMTP_PORT)"
 
@@ -152,8 +146,7 @@ grep -q "RCPT TO" "$dir/swaks.out" || cat "$dir/swaks.out"
 # (An smtpd process remembers a resolution, failed ones included, for its
 # lifetime: `postfix reload` starts fresh ones, as an admin would.)
 sql "CREATE TABLE flaky (name TEXT); INSERT INTO flaky VALUES ('bob@dovecot.test');"
-postfix -c "$PF" reload >/dev/null 2>&1
-sleep 1
+postfix_reload "$PF" || bad "postfix reload"
 send_mail s@example.net bob@dovecot.test "flaky-2"; rc=$?
 check "retry: accepted (swaks exit $rc)" eq "$rc" 0
 wait_for 15 mailbox_file bob@dovecot.test flaky-2 >/dev/null
@@ -164,6 +157,4 @@ if ((fails > 0)); then
     echo "--- milter log (tail) ---"; tail -n 20 "$MILTER_LOG"
     echo "--- postfix log (tail) ---"; tail -n 20 "$PF/maillog"
 fi
-echo "$fails failure(s) in $((SECONDS - started)) s"
-((fails > 0)) && echo "(files kept in $dir)"
-exit $((fails > 0))
+finish "in $((SECONDS - started)) s"

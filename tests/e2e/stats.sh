@@ -7,19 +7,15 @@
 # the host marked down once Dovecot is stopped.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
+. "$here/../lib/harness.sh"
 . "$here/../lib/e2e.sh"
-dir=$(mktemp -d /tmp/nexthop-stats.XXXXXX)
-trap 'rc=$?; milter_stop; rig_cleanup; (( rc == 0 )) && rm -rf "$dir"' EXIT   # kept when something failed
-fails=0
-ok() { echo "PASS: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-rig_install >/dev/null || { echo "FAIL: rig_install"; exit 1; }
+harness_init stats
+dir=$TEST_DIR
+rig_install >/dev/null || { bad "rig_install"; exit 1; }
 
 STATS_PORT=$(rig_free_port)
 export STATS_PORT
-cat > "$dir.conf.in" <<'CONF'
+cat > "$dir/milter.conf.in" <<'CONF'
 milter = { log = { level = "info"; }; };
 stats = { listen = "127.0.0.1:@STATS_PORT@"; };
 remote = { dovecot = {
@@ -33,8 +29,7 @@ queue = { outbound = { next-hop = ( { if = "rcpt-domain"; in-list = "list/local"
                                     { else = false; } ); }; };
 routing = { action = "relay"; on-tempfail = "tempfail"; timeout = "20s"; };
 CONF
-e2e_start "$dir" "$dir.conf.in" || { echo "FAIL: rig did not start"; exit 1; }
-rm -f "$dir.conf.in"
+e2e_start "$dir" "$dir/milter.conf.in" || { bad "rig did not start"; exit 1; }
 
 scrape() { # -> $dir/scrape (body), $dir/headers
     local out
@@ -106,5 +101,4 @@ expect "nexthop_remote_down{$R}" 1 "host marked down"
 grep -q 'password\|secret' "$dir/scrape" && bad "scrape mentions a secret" || ok "no secrets in the scrape"
 
 if (( fails > 0 )); then echo "--- milter log ---"; tail -30 "$MILTER_LOG"; fi
-echo "stats: $fails failure(s)"
-exit $((fails > 0))
+finish
