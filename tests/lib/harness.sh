@@ -15,7 +15,7 @@
 #   log_lines FILE             -> the number of lines FILE has now (a FROM for wait_log)
 #   bg_start NAME CMD...       -> a helper in the background, BG_PID[NAME]; stopped at exit
 #   bg_stop NAME               -> SIGTERM (SIGKILL after 10 s) and reap; its status not judged
-#   at_exit CMD...             -> run CMD at exit (last added first), before the milters stop
+#   at_exit CMD...             -> run CMD at exit (last added first), once the milters stopped
 #   skip WHY                   -> SKIP line, the test ends now as skipped (exit 77)
 #   skip_part WHY              -> SKIP line, the test goes on and ends as skipped unless it fails
 #   missing DEP WHY            -> a dependency tests/run.sh installs is not there: a failure
@@ -26,9 +26,9 @@
 # Exit status of a test: 0 passed, 1 failed, 77 skipped (tests/CMakeLists.txt
 # sets SKIP_RETURN_CODE 77); only `skip` and `skip_part` give 77, a 77 from
 # anything else is a failure, and a failure always wins over a skip.
-# At exit, whatever the path: at_exit commands, every milter still running is
-# stopped and judged (exit status 0, no sanitizer report), helpers, Sendmail
-# (when sendmail.sh is loaded) and the rig are stopped; TEST_DIR is removed
+# At exit, whatever the path: every milter still running is stopped and
+# judged (exit status 0, no sanitizer report), then the at_exit commands run,
+# and helpers, Sendmail (when sendmail.sh is loaded) and the rig are stopped; TEST_DIR is removed
 # when the test passed or skipped, kept (and named) when it failed or KEEP=1.
 # Sanitizers (tests/sanitize.sh sets log_path): each test writes its reports
 # to its own log_path prefix, and any report a process of the test left is
@@ -160,10 +160,10 @@ _harness_exit() {
     local -
     set +e +u
     trap - INT TERM
+    _harness_stop_milters
     for ((i = ${#_AT_EXIT[@]} - 1; i >= 0; i--)); do
         eval "${_AT_EXIT[i]}"
     done
-    _harness_stop_milters
     for name in "${!BG_PID[@]}"; do bg_stop "$name"; done
     declare -F sendmail_cleanup >/dev/null && sendmail_cleanup
     rig_cleanup
