@@ -9,10 +9,9 @@
 # Must not: contact any remote (the ones configured listen nowhere).
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/check.sh"
-: "${NEXTHOP_BIN:=${NEXTHOP_BUILD:-build}/milter/milter-nexthop}"
-dir=$(mktemp -d /tmp/nexthop-cli-addr.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+. "$here/../lib/harness.sh"
+harness_init cli-addr
+dir=$TEST_DIR
 
 cat > "$dir/t.conf" <<'CONF'
 remote = { store = { address = "127.0.0.1"; port = 1; protocol = "lmtp"; lookup = true; tls = { enable = false; }; }; };
@@ -45,5 +44,4 @@ check "-t with a bidi override: the reason names the code point" grep -q 'U+202E
 check "-q store rcpt test: refused, the remote never asked (exit 1)" eq "$(run -q store rcpt test)" 1
 check "-q store rcpt test: says why" grep -q 'recipient without a domain' "$dir/err"
 
-echo "$fails failure(s)"
-exit $((fails > 0))
+finish

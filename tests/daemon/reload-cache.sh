@@ -9,12 +9,8 @@
 # nothing for recipients it already knows.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-. "$here/../lib/check.sh"
-export TEST_DIR=$(mktemp -d /tmp/nexthop-reload-cache.XXXXXX)
-chmod 755 "$TEST_DIR"
-trap 'milter_stop; rig_cleanup; rm -rf "$TEST_DIR"' EXIT
+. "$here/../lib/harness.sh"
+harness_init reload-cache
 
 dovecot_start "$TEST_DIR/dovecot" >/dev/null || exit 1
 conf() { # HEADER TIMEOUT
@@ -71,7 +67,6 @@ check "a changed remote starts afresh: known recipient now 451" \
     eq "$(rcpt alice@dovecot.test | tr '\n' ' ')" "451 "
 check "the log says why the cache went" grep -q 'remote=store settings changed' "$MILTER_LOG"
 
-kill -0 "$MILTER_PID" 2>/dev/null && ok "milter still running" || bad "milter died"
-milter_stop || bad "milter exit status"
+milter_alive && ok "milter still running" || bad "milter died"
 (( fails == 0 )) || { echo "--- milter log ---"; tail -30 "$MILTER_LOG"; }
-exit $((fails > 0))
+finish

@@ -17,12 +17,9 @@
 # answers from the cache while Dovecot is down.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-. "$here/../lib/check.sh"
-dir=$(mktemp -d /tmp/nexthop-outage.XXXXXX)
-chmod 0755 "$dir"
-trap 'milter_stop; rig_cleanup; ((fails > 0)) || rm -rf "$dir"' EXIT
+. "$here/../lib/harness.sh"
+harness_init outage
+dir=$TEST_DIR
 
 MSGID="<outage-default.$$@example.net>"
 send() { # SUBJECT [swaks args]: swaks output in $dir/swaks.out
@@ -63,16 +60,16 @@ EOF
 reloads() { grep -c 'reload: .* loaded' "$MILTER_LOG"; }
 reloaded_since() { [[ $(reloads) -gt $1 ]]; }   # COUNT
 
-rig_install || { echo "FAIL: cannot install the rig"; exit 1; }
-dovecot_start "$dir/dovecot" >/dev/null || { echo "FAIL: dovecot did not start"; exit 1; }
+rig_install || { bad "cannot install the rig"; exit 1; }
+dovecot_start "$dir/dovecot" >/dev/null || { bad "dovecot did not start"; exit 1; }
 SINK_PORT=$(rig_free_port)
-smtp_sink_start "$dir/sink" "$SINK_PORT" || { echo "FAIL: smtp-sink did not start"; exit 1; }
+smtp_sink_start "$dir/sink" "$SINK_PORT" || { bad "smtp-sink did not start"; exit 1; }
 SMAP_PORT=$(rig_free_port)
 mkdir -p "$dir/milter"
 milter_conf 'on-tempfail = "accept";'
 milter_start "$dir/milter" "$dir/milter/milter.conf" "unix:$dir/milter/milter.sock" ||
-    { echo "FAIL: milter did not start"; exit 1; }
-rig_wait_port "$SMAP_PORT" 5 || { echo "FAIL: socketmap not listening"; cat "$MILTER_LOG"; exit 1; }
+    { bad "milter did not start"; exit 1; }
+rig_wait_port "$SMAP_PORT" 5 || { bad "socketmap not listening"; cat "$MILTER_LOG"; exit 1; }
 
 # contrib/postfix-main.cf as README tells an admin to use it, its socketmap
 # section enabled; only the socket paths, the port and the retry timers
@@ -82,7 +79,7 @@ mapfile -t snippet < <(sed -e "s,unix:/run/milter-nexthop/milter.sock,unix:$dir/
     "$NEXTHOP_SRC/contrib/postfix-main.cf" | grep -v '^[[:space:]]*\(#\|$\)')
 postfix_start "$dir/postfix" "${snippet[@]}" "relayhost = [127.0.0.1]:$SINK_PORT" \
     "queue_run_delay = 2s" "minimal_backoff_time = 2s" "maximal_backoff_time = 4s" ||
-    { echo "FAIL: postfix did not start"; exit 1; }
+    { bad "postfix did not start"; exit 1; }
 PF=$POSTFIX_DIR
 check "Postfix routes through the socketmap" \
     eq "$(postconf -c "$PF" -h transport_maps)" "socketmap:inet:127.0.0.1:$SMAP_PORT:nexthop"
@@ -107,7 +104,7 @@ check "accept: Postfix tried the same next hop (Dovecot's LMTP port) and deferre
     "$PF/maillog"
 check "accept: not in the mailbox yet" eq "$(in_mailbox outage-accept)" 0
 back=$EPOCHREALTIME
-dovecot_restart "$dir/dovecot" >/dev/null || { echo "FAIL: dovecot did not start again"; exit 1; }
+dovecot_restart "$dir/dovecot" >/dev/null || { bad "dovecot did not start again"; exit 1; }
 # from here on the test only watches
 check "accept, Dovecot back: Postfix's retry delivers it, nobody acting" wait_for 120 arrived outage-accept
 echo "  arrived $(ms_since "$back") ms after Dovecot was started again"
@@ -130,7 +127,7 @@ check "default: the milter answered tempfail at end of message" \
 check "default: nothing queued" eq "$(postfix_queue_count "$PF")" 0
 check "default: nothing held" eq "$(postfix_held_count "$PF")" 0
 back=$EPOCHREALTIME
-dovecot_restart "$dir/dovecot" >/dev/null || { echo "FAIL: dovecot did not start again"; exit 1; }
+dovecot_restart "$dir/dovecot" >/dev/null || { bad "dovecot did not start again"; exit 1; }
 # the client retries the same message (every 2 s; a real client waits minutes)
 tries=0
 while :; do
@@ -149,5 +146,4 @@ check "default: the delivered copy is the client's message" \
              xargs grep -qiF 'Message-Id: $MSGID'"
 check "nothing went to the Internet" eq "$(find "$dir/sink" -maxdepth 1 -type f -name '[0-9]*' | wc -l)" 0
 
-echo "$fails failure(s)"
-exit $((fails > 0))
+finish

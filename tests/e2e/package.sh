@@ -16,8 +16,9 @@ set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
 src=${NEXTHOP_SRC:-$here/../..}
 build=${NEXTHOP_BUILD:-$src/build}
-. "$src/tests/lib/check.sh"
-. "$src/tests/lib/rig.sh"
+. "$here/../lib/harness.sh"
+harness_init package
+dir=$TEST_DIR
 
 pkg=milter-nexthop
 unit=/usr/lib/systemd/system/$pkg.service
@@ -30,13 +31,13 @@ extras=(/etc/$pkg.conf /etc/systemd/system/$pkg.service
     /var/lib/systemd/deb-systemd-helper-masked/$pkg.service
     /var/lib/$pkg /run/$pkg)
 
-rig_install || { echo "FAIL: rig_install (dpkg-dev, file) failed"; exit 1; }
-[[ -f $build/CPackConfig.cmake ]] || { echo "FAIL: no $build/CPackConfig.cmake (configure the build first)"; exit 1; }
+rig_install || { bad "rig_install (dpkg-dev, file) failed"; exit 1; }
+[[ -f $build/CPackConfig.cmake ]] || { bad "no $build/CPackConfig.cmake (configure the build first)"; exit 1; }
 
 # One run of this test at a time on the machine (other worktrees run it too).
 mkdir -p "$RIG_LOCK_DIR"
 exec {lockfd}>>"$RIG_LOCK_DIR/milter-nexthop-package-test.lock"
-flock -w 900 "$lockfd" || { echo "FAIL: another package test holds the lock"; exit 1; }
+flock -w 900 "$lockfd" || { bad "another package test holds the lock"; exit 1; }
 
 present=()
 [[ $(dpkg-query -W -f '${db:Status-Status}' $pkg 2>/dev/null) =~ ^(|not-installed)$ ]] ||
@@ -47,15 +48,11 @@ for f in "${extras[@]}" /usr/sbin/$pkg $unit; do
     [[ -e $f || -L $f ]] && present+=("$f")
 done
 if [[ ${#present[@]} -gt 0 ]]; then
-    echo "FAIL: this machine already has: ${present[*]}; the test would remove them, so it does not run"
+    bad "this machine already has: ${present[*]}; the test would remove them, so it does not run"
     exit 1
 fi
 
-dir=$(mktemp -d /tmp/nexthop-package.XXXXXX)
-chmod 0755 "$dir"
-daemon=
-cleanup() {
-    [[ -n $daemon ]] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+cleanup() { # at exit, once the harness stopped the daemon: nothing of the package stays
     if [[ ! $(dpkg-query -W -f '${db:Status-Status}' $pkg 2>/dev/null) =~ ^(|not-installed)$ ]]; then
         echo "cleanup: purging $pkg"
         dpkg_run -P $pkg || {
@@ -68,10 +65,9 @@ cleanup() {
     getent passwd $pkg >/dev/null && { echo "cleanup: userdel $pkg"; userdel $pkg; }
     getent group $pkg >/dev/null && { echo "cleanup: groupdel $pkg"; groupdel $pkg; }
     rm -rf -- "${extras[@]}" /etc/$pkg.conf.dpkg-*
-    rm -rf -- "$dir"
 }
-trap cleanup EXIT
-trap 'exit 143' TERM INT HUP   # so that the EXIT trap runs then too
+at_exit cleanup
+trap 'exit 129' HUP   # so that the EXIT trap runs then too (INT and TERM: the harness)
 
 # dpkg_run ARGS...: dpkg, waiting while apt or another dpkg holds its lock.
 dpkg_run() {
@@ -105,7 +101,7 @@ else
 fi
 if [[ ! -f $deb || ! -f $old ]]; then
     bad "no package file: $(ls "$dir"/new "$dir"/old 2>&1 | tr '\n' ' ')"
-    echo "package: $fails failure(s)"; exit 1
+    finish
 fi
 
 # ---------------------------------------------------------------- contents
@@ -193,14 +189,12 @@ install -d -o $pkg -g $pkg -m 0750 /run/$pkg
 start=$(sed -n 's/^ExecStart=//p' $unit)
 (umask 0007; exec setpriv --reuid=$pkg --regid=$pkg --init-groups -- $start) >"$dir/daemon.log" 2>&1 &
 daemon=$!
-wait_for 10 test -S /run/$pkg/milter.sock
+milter_track "$daemon" "$dir/daemon.log"
+wait_log "$dir/daemon.log" "milter-nexthop\\[$daemon\\]: info: started: "
 check "ExecStart with the installed config listens on /run/$pkg/milter.sock" test -S /run/$pkg/milter.sock
 sock=$(stat -c '%a %U %G' /run/$pkg/milter.sock 2>/dev/null)
 check "socket mode and owner: ${sock:-none}" eq "$sock" "660 $pkg $pkg"
-kill "$daemon"
-rc=0; wait "$daemon" || rc=$?
-daemon=
-check "daemon stops on SIGTERM with status 0" eq "$rc" 0
+milter_stop "$daemon" && ok "daemon stops on SIGTERM with status 0" || bad "daemon on SIGTERM: $MILTER_STOP_WHY"
 rm -rf /run/$pkg
 
 if systemd-analyze verify $unit >"$dir/verify" 2>&1 && [[ ! -s $dir/verify ]]; then
@@ -245,5 +239,4 @@ for f in /var/lib/dpkg/info/$pkg.*; do gone "$f" || left+=("$f"); done
 check "after purge: none of the $(($(wc -l <"$dir/files") + ${#extras[@]})) paths is left${left:+ (left: ${left[*]})}" \
     eq "${#left[@]}" 0
 
-echo "package: $fails failure(s)"
-exit $((fails > 0))
+finish

@@ -13,19 +13,17 @@
 # Must not: pass on the milter's log alone where the client or the mailbox can be asked.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
-. "$here/../lib/check.sh"
+. "$here/../lib/harness.sh"
 . "$here/../lib/e2e.sh"
-dir=$(mktemp -d /tmp/nexthop-addr.XXXXXX)
-trap 'milter_stop; rig_cleanup; rm -rf "$dir"' EXIT
+harness_init addr
+dir=$TEST_DIR
 
-e2e_start "$dir" "$here/postfix.conf.in" "in_flow_delay = 0" || { echo "FAIL: rig did not start"; exit 1; }
+e2e_start "$dir" "$here/postfix.conf.in" "in_flow_delay = 0" || { bad "rig did not start"; exit 1; }
 PF=$POSTFIX_DIR
 # Dovecot checks every LMTP RCPT in its userdb; auth_verbose logs each unknown user it was asked for.
 DLOG=$E2E_DIR/dovecot/dovecot.log
 echo 'auth_verbose = yes' >> "$E2E_DIR/dovecot/dovecot.conf"
-dovecot_restart "$E2E_DIR/dovecot" >/dev/null || { echo "FAIL: Dovecot did not restart"; exit 1; }
+dovecot_restart "$E2E_DIR/dovecot" >/dev/null || { bad "Dovecot did not restart"; exit 1; }
 
 final_reply() { grep -E '^<(-|\*\*) +[245][0-9][0-9] ' "$E2E_DIR/swaks.out" | grep -vE '^<. +221 ' | tail -1 | sed -E 's/^<(-|\*\*) +//'; }
 lookups_of() { grep -c "lookup: queue=.* rcpt=<$1> " "$MILTER_LOG"; }
@@ -103,5 +101,4 @@ check "<Postmaster>, every domain validated: accepted (swaks exit $rc, $(final_r
 check "<Postmaster>, every domain validated: no lookup, Dovecot never asked" \
     eq "$(grep -ci 'lookup: queue=.* rcpt=<postmaster>' "$MILTER_LOG")$(dovecot_unknown '[Pp]ostmaster')" 00
 
-echo "$fails failure(s)"
-exit $(( fails > 0 ))
+finish
