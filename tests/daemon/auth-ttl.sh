@@ -47,6 +47,10 @@ PY
 set_password() { # USER PASSWORD
     sed -i "s|^$1:{PLAIN}[^:]*:|$1:{PLAIN}$2:|" "$passwd"
     touch -d '+2 seconds' "$passwd"   # a new mtime even within the same second: Dovecot re-reads it
+    # Dovecot looks at the file at most once a second: wait until its own
+    # auth process takes the new password (doveadm asks the same process)
+    wait_for 10 doveadm -c "${passwd%/passwd}/dovecot.conf" auth test "$1" "$2" >/dev/null 2>&1 ||
+        bad "Dovecot never took the new password of $1"
 }
 remote_checks() { grep -c "lookup: .*user=<$1> remote=imap kind=auth result=$2 source=remote" "$MILTER_LOG"; }
 
