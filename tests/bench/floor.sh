@@ -46,6 +46,19 @@ cmake --build "$BUILD" -j2 --target milter-nexthop bench_floor_milter >/dev/null
 FLOOR_BIN=$BUILD/tests/bench_floor_milter
 HZ=$(getconf CLK_TCK)
 
+# The floor is only the floor while it negotiates what milter-nexthop does:
+# compare the negotiation and the registered callbacks of the two sources.
+negotiation() { # FILE -> its actions, steps, no-reply flags, macro lists, callbacks
+    { sed -n '/^static sfsistat on_negotiate/,/^}/p' "$1" |
+        grep -E 'smfi_setsymlist|unsigned long (want|no_reply)|SMFIP_NR_EOH|\*pf1 ='
+      grep -E '^ *\.xxfi_' "$1" | grep -v xxfi_name; } |
+        sed 's/(char \*)none/""/; s/ | leaner//; s/s->no_reply/no_reply/'
+}
+if ! diff <(negotiation milter/callbacks.c) <(negotiation tests/bench/bench_floor_milter.c) >&2; then
+    echo "tests/bench/bench_floor_milter.c no longer negotiates what milter/callbacks.c does (above): update it" >&2
+    exit 1
+fi
+
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12, $13}'; } # utime stime
 threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status"; }
 wait_threads() { # PID N: until the milter is back to N threads (its connections closed)
