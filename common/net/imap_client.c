@@ -21,11 +21,13 @@
 
 #include "conn.h"
 #include "log.h"
-#include "smtp_client.h"
+#include "request.h"
+#include "sasl_client.h"
 #include "util.h"
 
 struct imap_caps {
-    bool starttls, sasl_ir, auth_plain, logindisabled, literal_plus;
+    bool starttls, sasl_ir, logindisabled, literal_plus;
+    unsigned mechs;             /* AUTH=... as sasl_client.h SASL_MECH_* bits */
 };
 
 struct imap_session {
@@ -42,13 +44,10 @@ struct imap_session {
 
 enum imap_status { IS_OK = 0, IS_NO, IS_BAD, IS_CONTINUE };
 
-/* Deadline of one step: the remote's timeout (at most 25 s), within the caller's. */
+/* Deadline of one wait (request.h), within the caller's. */
 static int64_t step_deadline(const struct imap_session *s, int64_t deadline_ms)
 {
-    int64_t t = s->r->timeout_ms > 0 && s->r->timeout_ms < SMTP_WAIT_MAX_MS ? s->r->timeout_ms
-                                                                            : SMTP_WAIT_MAX_MS;
-    int64_t d = now_ms() + t;
-    return d < deadline_ms ? d : deadline_ms;
+    return request_step_deadline(s->r, deadline_ms);
 }
 
 static void broken(struct imap_session *s) { s->phase = IP_BROKEN; }
@@ -84,7 +83,7 @@ static int send_tagged(struct imap_session *s, const char *text, bool secret,
     else
         log_debug("imap %s > a%u %s", s->peer, s->tag, text);
     int rc = send_data(s, buf, strlen(buf), deadline_ms, err, errlen);
-    memset(buf, 0, n);
+    explicit_bzero(buf, n);
     free(buf);
     return rc;
 }
@@ -108,8 +107,8 @@ static void parse_caps(struct imap_session *s, const char *list)
             caps->starttls = true;
         else if (word_is(p, "SASL-IR"))
             caps->sasl_ir = true;
-        else if (word_is(p, "AUTH=PLAIN"))
-            caps->auth_plain = true;
+        else if (strncasecmp(p, "AUTH=", 5) == 0)   /* LOGIN: the LOGIN command does it */
+            caps->mechs |= sasl_mechs_parse(p + 5) & ~(unsigned)SASL_MECH_LOGIN;
         else if (word_is(p, "LOGINDISABLED"))
             caps->logindisabled = true;
         else if (word_is(p, "LITERAL+"))
@@ -318,54 +317,88 @@ struct imap_session *imap_open(const struct endpoint *r, int64_t deadline_ms,
 
 /* ------------------------------------------------------------ AUTH */
 
-static int authenticate_plain(struct imap_session *s, const char *user, const char *pass,
-                              char *reply, size_t replylen, int64_t deadline_ms, char *err,
-                              size_t errlen)
+/* Cancels an AUTHENTICATE exchange ("*"), keeping the session in sync. */
+static int authenticate_cancel(struct imap_session *s, int64_t deadline_ms, const char *why,
+                               char *err, size_t errlen)
 {
-    size_t ul = strlen(user), pl = strlen(pass), n = ul + pl + 2;
-    char *msg = xmalloc(n);
-    msg[0] = '\0';
-    memcpy(msg + 1, user, ul);
-    msg[ul + 1] = '\0';
-    memcpy(msg + ul + 2, pass, pl);
-    gnutls_datum_t in = { (unsigned char *)msg, (unsigned)n }, b64 = { NULL, 0 };
-    int rc = gnutls_base64_encode2(&in, &b64);
-    memset(msg, 0, n);
-    free(msg);
-    if (rc < 0) {
-        set_error(err, errlen, "base64 encoding failed");
+    char tmp[ERRLEN];
+    if (send_data(s, "*\r\n", 3, deadline_ms, tmp, sizeof tmp) == 0)
+        read_response(s, "AUTHENTICATE", false, NULL, 0, deadline_ms, tmp, sizeof tmp);
+    set_error(err, errlen, "AUTHENTICATE with %s: %s", s->peer, why);
+    return -1;
+}
+
+/* One base64 response line of an AUTHENTICATE exchange, never logged. */
+static int send_response(struct imap_session *s, const char *b64, int64_t deadline_ms,
+                         char *err, size_t errlen)
+{
+    size_t n = strlen(b64) + 3;
+    char *line = xmalloc(n);
+    snprintf(line, n, "%s\r\n", b64);
+    log_debug("imap %s > (credentials not logged)", s->peer);
+    int rc = send_data(s, line, n - 1, deadline_ms, err, errlen);
+    explicit_bzero(line, n);
+    free(line);
+    return rc;
+}
+
+/* The AUTHENTICATE command, with SASL-IR when offered and the mechanism
+ * speaks first. */
+static int authenticate_command(struct imap_session *s, struct sasl_client *c, unsigned mech,
+                                int64_t deadline_ms, char *err, size_t errlen)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "AUTHENTICATE %s", sasl_mech_name(mech));
+    if (!s->caps.sasl_ir || !sasl_mech_client_first(mech))
+        return send_tagged(s, cmd, false, deadline_ms, err, errlen);
+    char *ir = NULL;
+    if (sasl_client_step(c, NULL, &ir, err, errlen) < 0)
         return -1;
-    }
-    size_t cl = b64.size + 32;
-    char *cmd = xmalloc(cl);
-    int st = -1;
-    if (s->caps.sasl_ir) {
-        snprintf(cmd, cl, "AUTHENTICATE PLAIN %.*s", (int)b64.size, (char *)b64.data);
-        if (send_tagged(s, cmd, true, deadline_ms, err, errlen) == 0)
-            st = read_response(s, "AUTHENTICATE", true, reply, replylen, deadline_ms, err,
-                               errlen);
-    } else if (send_tagged(s, "AUTHENTICATE PLAIN", false, deadline_ms, err, errlen) == 0) {
+    size_t n = strlen(cmd) + strlen(ir) + 3;
+    char *line = xmalloc(n);
+    snprintf(line, n, "%s %s", cmd, *ir ? ir : "=");
+    int rc = send_tagged(s, line, true, deadline_ms, err, errlen);
+    explicit_bzero(line, n);
+    free(line);
+    sasl_free_secret(ir);
+    return rc;
+}
+
+/*
+ * AUTHENTICATE with the strongest offered mechanism (sasl_client.c). OK
+ * counts only when the mechanism completed too (SCRAM: the server proved
+ * it knows the password). Returns the tagged status or -1 with err.
+ */
+static int authenticate(struct imap_session *s, unsigned mech, const char *user,
+                        const char *pass, char *reply, size_t replylen, int64_t deadline_ms,
+                        char *err, size_t errlen)
+{
+    struct sasl_client *c = sasl_client_start(mech, user, pass, err, errlen);
+    if (!c)
+        return -1;
+    int st = authenticate_command(s, c, mech, deadline_ms, err, errlen) < 0 ? -1 : IS_CONTINUE;
+    for (int round = 0; st == IS_CONTINUE; round++) {
         st = read_response(s, "AUTHENTICATE", true, reply, replylen, deadline_ms, err, errlen);
-        if (st == IS_CONTINUE) {
-            snprintf(cmd, cl, "%.*s\r\n", (int)b64.size, (char *)b64.data);
-            log_debug("imap %s > (credentials not logged)", s->peer);
-            st = send_data(s, cmd, strlen(cmd), deadline_ms, err, errlen) < 0
-                     ? -1
-                     : read_response(s, "AUTHENTICATE", true, reply, replylen, deadline_ms, err,
-                                     errlen);
-        }
+        if (st != IS_CONTINUE)
+            break;
+        char *out = NULL, why[ERRLEN];
+        const char *challenge = s->line[1] == ' ' ? s->line + 2 : "";
+        if (round >= 8)
+            st = authenticate_cancel(s, deadline_ms, "too many challenges", err, errlen);
+        else if (sasl_client_step(c, challenge, &out, why, sizeof why) < 0)
+            st = authenticate_cancel(s, deadline_ms, why, err, errlen);
+        else if (send_response(s, out, deadline_ms, err, errlen) < 0)
+            st = -1;
+        sasl_free_secret(out);
+        explicit_bzero(s->line, sizeof s->line);
     }
-    memset(cmd, 0, cl);
-    free(cmd);
-    gnutls_memset(b64.data, 0, b64.size);
-    gnutls_free(b64.data);
-    if (st == IS_CONTINUE) {   /* the server wants more than PLAIN gives: cancel */
-        char tmp[ERRLEN];
-        if (send_data(s, "*\r\n", 3, deadline_ms, tmp, sizeof tmp) == 0)
-            read_response(s, "AUTHENTICATE", false, NULL, 0, deadline_ms, tmp, sizeof tmp);
-        set_error(err, errlen, "%s: unexpected continuation in AUTHENTICATE PLAIN", s->peer);
-        return -1;
+    if (st == IS_OK && !sasl_client_done(c)) {
+        set_error(err, errlen, "%s answered OK before proving it knows the password (%s)",
+                  s->peer, sasl_mech_name(mech));
+        broken(s);
+        st = -1;
     }
+    sasl_client_free(c);
     return st;
 }
 
@@ -437,7 +470,7 @@ static int login(struct imap_session *s, const char *user, const char *pass, cha
         memcpy(cmd + len, "\r\n", 3);
         rc = send_data(s, cmd, len + 2, deadline_ms, err, errlen);
     }
-    memset(cmd, 0, cap);
+    explicit_bzero(cmd, cap);
     free(cmd);
     if (rc < 0)
         return -1;
@@ -453,14 +486,15 @@ static enum lookup_result lookup_auth(struct imap_session *s, const char *user,
         set_error(err, errlen, "refusing to log in to %s over plain text", s->peer);
         return LOOKUP_ERROR;
     }
+    unsigned mech = sasl_mech_pick(s->caps.mechs);
     s->in_auth = true;
-    if (s->caps.auth_plain) {
-        st = authenticate_plain(s, user, pass, reply, replylen, deadline_ms, err, errlen);
+    if (mech) {
+        st = authenticate(s, mech, user, pass, reply, replylen, deadline_ms, err, errlen);
     } else if (!s->caps.logindisabled) {
         st = login(s, user, pass, reply, replylen, deadline_ms, err, errlen);
     } else {
         s->in_auth = false;
-        set_error(err, errlen, "%s offers neither AUTH=PLAIN nor LOGIN", s->peer);
+        set_error(err, errlen, "%s offers neither an AUTH= mechanism we know nor LOGIN", s->peer);
         return LOOKUP_ERROR;
     }
     s->in_auth = false;
@@ -481,13 +515,10 @@ enum lookup_result imap_lookup(struct imap_session *s, enum lookup_kind kind, co
 {
     if (reply && replylen)
         reply[0] = '\0';
-    if (kind != LOOKUP_AUTH) {
+    if (kind != LOOKUP_AUTH) {   /* request_check_lookup() refuses these before connecting */
         set_error(err, errlen, "%s lookups are not supported by imap", lookup_kind_name(kind));
         return LOOKUP_ERROR;
     }
-    if (smtp_check_arg("user name", arg, false, err, errlen) < 0
-        || smtp_check_arg("password", password, true, err, errlen) < 0)
-        return LOOKUP_ERROR;
     if (s->phase != IP_READY) {
         set_error(err, errlen, "internal: IMAP session to %s not usable", s->peer);
         return LOOKUP_ERROR;

@@ -1,12 +1,20 @@
 /*
  * smtp_client.h - one SMTP or LMTP client session, as an explicit state
- * machine (enum smtp_phase): connect, implicit TLS or STARTTLS, greeting,
- * EHLO/LHLO, AUTH, then lookups (RCPT probe, VRFY, EXPN, AUTH) or a relayed
- * transaction.
+ * machine (enum smtp_phase) from the connect to QUIT: implicit TLS or
+ * STARTTLS, greeting, EHLO/LHLO, AUTH, then lookups (RCPT probe, VRFY,
+ * EXPN, AUTH) or a relayed transaction (MAIL, RCPT, DATA, the message,
+ * the end-of-data replies).
+ *
+ * The client is split by concept: smtp_session.c (session and reply
+ * reader), smtp_auth.c with sasl_client.c (SASL), smtp_lookup.c (lookups),
+ * smtp_relay.c with dotstuff.c (the relayed transaction).
  *
  * A session is used by one thread at a time (pool.c hands it out). Every
- * wait ends by the deadline the caller passes. Replies are bounded (line
- * length from conn.h, at most SMTP_REPLY_LINES lines).
+ * wait ends by the deadline the caller passes, and none lasts longer than
+ * NET_WAIT_MAX_MS (request.h). Replies are bounded (line length from
+ * conn.h, at most SMTP_REPLY_LINES lines). Arguments are checked by the
+ * caller with request_check_lookup()/request_check_relay(); a command that
+ * would still hold CR or LF is refused when it is written.
  *
  * Must not: pool or cache anything, log AUTH payloads, send an argument
  * holding CR or LF, or continue in plain text when TLS was required.
@@ -20,16 +28,12 @@
 
 #include "endpoint.h"
 #include "ops.h"
+#include "request.h"
 
 struct spool;
 
-#define SMTP_REPLY_LINES 100
 /* RCPT probes per transaction before RSET + MAIL again. */
 #define SMTP_PROBES_PER_TX 90
-/* No single wait (connect, reply, write) lasts longer: Postfix gives a milter 30 s. */
-#define SMTP_WAIT_MAX_MS 25000
-/* Longest address or user name we send. */
-#define SMTP_ARG_MAX 900
 
 enum smtp_phase {
     SP_CONNECT = 0,     /* TCP/unix connect */
@@ -39,12 +43,19 @@ enum smtp_phase {
     SP_STARTTLS,        /* STARTTLS command */
     SP_TLS_UPGRADE,     /* handshake after STARTTLS, then SP_HELLO again */
     SP_AUTH,            /* AUTH with the remote's own credentials */
-    SP_READY,           /* idle, no transaction open */
-    SP_MAIL,            /* MAIL FROM accepted: RCPT may follow */
-    SP_DATA,            /* inside DATA: only the end-of-data replies remain */
-    SP_USER_AUTHED,     /* ran an AUTH lookup: must be closed, never reused */
+    SP_READY,           /* in sync, no transaction open */
+    SP_MAIL,            /* MAIL FROM accepted: RCPT may follow (probes stay here) */
+    SP_RCPT,            /* relay: RCPT TO sent, their replies being read */
+    SP_DATA,            /* relay: DATA sent, waiting for 354 */
+    SP_BODY,            /* relay: the message is being sent */
+    SP_DOT,             /* relay: message ended, the end-of-data replies remain */
+    SP_QUIT,            /* QUIT sent: closing */
+    SP_USER_AUTHED,     /* ran an AUTH lookup: QUIT and close, never reuse */
     SP_BROKEN,          /* out of sync, timed out or closed: close, no QUIT */
 };
+
+/* "greeting", "data", ...: for messages and tests. */
+const char *smtp_phase_name(enum smtp_phase phase);
 
 struct smtp_session;
 
@@ -82,12 +93,5 @@ bool smtp_reusable(const struct smtp_session *s);
 bool smtp_idle_ok(struct smtp_session *s);
 /* Sends QUIT when the session is in sync (waiting briefly for 221), closes. */
 void smtp_close(struct smtp_session *s);
-
-/*
- * Checks an argument before anything is written: non-NULL, at most
- * SMTP_ARG_MAX bytes, no CR or LF, and (unless is_secret) no other
- * control byte. Returns 0, or -1 with err naming what.
- */
-int smtp_check_arg(const char *what, const char *arg, bool is_secret, char *err, size_t errlen);
 
 #endif

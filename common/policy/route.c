@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "remote_set.h"
+#include "request.h"
 #include "util.h"
 
 int route_plan(const struct policy *pol, const struct list_env *env, const struct rule_vars *vars,
@@ -83,13 +84,12 @@ static void relay_group(struct remote_set *remotes, struct route_msg *m,
     else
         rc = pool_relay(rt->pool, m->sender, rr, n, m->spool, progress, ctx, deadline, err,
                         sizeof err);
+    if (rc < 0)
+        request_fail_pending(rr, n, hop->id, err);
     for (size_t j = 0; j < n; j++) {
         struct route_rcpt *t = &m->rcpts[idx[j]];
         t->code = rr[j].code ? rr[j].code : 451;
-        if (rc < 0 && !*rr[j].reply)
-            snprintf(t->reply, sizeof t->reply, "451 4.4.2 next hop %s: %s", hop->id, err);
-        else
-            snprintf(t->reply, sizeof t->reply, "%s", rr[j].reply);
+        snprintf(t->reply, sizeof t->reply, "%s", rr[j].reply);
         log_info("relay: queue=%s rcpt=<%s> remote=%s result=%s ms=%ld reply=\"%s\"",
                  m->queue_id ? m->queue_id : "-", t->addr, hop->id,
                  t->code / 100 == 2 ? "delivered" : t->code / 100 == 5 ? "refused" : "deferred",

@@ -22,12 +22,12 @@
 
 #include "imap_client.h"
 #include "log.h"
+#include "request.h"
 #include "smtp_client.h"
 #include "util.h"
 
 #define POOL_IDLE_MAX_MS 30000      /* idle connections older than this are closed */
 #define POOL_NOOP_AFTER_MS 5000     /* idle longer than this: NOOP before reuse */
-#define POOL_LOOKUP_BUDGET_MS 25000 /* a lookup ends well inside Postfix's 30 s */
 #define POOL_DOWN_MIN_MS 1000
 #define POOL_DOWN_MAX_MS 30000
 
@@ -331,33 +331,6 @@ static void release(struct pool *p, struct pconn *pc, bool failed)
 
 /* ------------------------------------------------------------ lookups */
 
-static int64_t lookup_deadline(const struct pool *p)
-{
-    int64_t budget = p->r->ep.timeout_ms > 0 ? p->r->ep.timeout_ms : POOL_LOOKUP_BUDGET_MS;
-    if (budget > POOL_LOOKUP_BUDGET_MS)
-        budget = POOL_LOOKUP_BUDGET_MS;
-    return now_ms() + budget;
-}
-
-static int check_lookup_args(const struct pool *p, enum lookup_kind kind, const char *arg,
-                             const char *password, char *err, size_t errlen)
-{
-    if ((unsigned)kind > LOOKUP_AUTH) {
-        set_error(err, errlen, "unknown lookup kind");
-        return -1;
-    }
-    if (p->r->ep.protocol == PROTO_IMAP && kind != LOOKUP_AUTH) {
-        set_error(err, errlen, "%s lookups are not supported by imap", lookup_kind_name(kind));
-        return -1;
-    }
-    if (smtp_check_arg(kind == LOOKUP_AUTH ? "user name" : "address", arg, false, err,
-                       errlen) < 0)
-        return -1;
-    if (kind == LOOKUP_AUTH && smtp_check_arg("password", password, true, err, errlen) < 0)
-        return -1;
-    return 0;
-}
-
 static enum lookup_result run_lookup(struct pconn *pc, enum lookup_kind kind, const char *arg,
                                      const char *password, char **members_r, char *reply,
                                      size_t replylen, int64_t deadline_ms, char *err,
@@ -382,9 +355,9 @@ enum lookup_result pool_lookup(struct pool *p, enum lookup_kind kind, const char
         replylen = sizeof tmp;
     }
     reply[0] = '\0';
-    if (check_lookup_args(p, kind, arg, password, err, errlen) < 0)
+    if (request_check_lookup(p->r->ep.protocol, kind, arg, password, err, errlen) < 0)
         return LOOKUP_ERROR;
-    int64_t deadline = lookup_deadline(p);
+    int64_t deadline = request_lookup_deadline(&p->r->ep);
     int64_t budget = deadline - now_ms();
     for (int attempt = 0;; attempt++) {
         struct pconn *pc = get_conn(p, kind == LOOKUP_AUTH, deadline, err, errlen);
@@ -410,26 +383,14 @@ enum lookup_result pool_lookup(struct pool *p, enum lookup_kind kind, const char
 
 static void fail_all(const struct pool *p, struct relay_rcpt *rcpts, size_t n, const char *why)
 {
-    for (size_t i = 0; i < n; i++) {
-        rcpts[i].code = 451;
-        snprintf(rcpts[i].reply, sizeof rcpts[i].reply, "451 4.4.2 next hop %s: %s",
-                 p->r->id ? p->r->id : p->r->ep.address, why);
-    }
+    request_fail_all(rcpts, n, p->r->id ? p->r->id : p->r->ep.address, why);
 }
 
 int pool_relay(struct pool *p, const char *sender, struct relay_rcpt *rcpts, size_t n,
                struct spool *msg, void (*progress)(void *ctx), void *ctx, int64_t deadline_ms,
                char *err, size_t errlen)
 {
-    if (p->r->ep.protocol == PROTO_IMAP) {
-        set_error(err, errlen, "relay is not supported by imap");
-        fail_all(p, rcpts, n, err);
-        return -1;
-    }
-    bool args_ok = smtp_check_arg("sender", sender, false, err, errlen) == 0;
-    for (size_t i = 0; args_ok && i < n; i++)
-        args_ok = smtp_check_arg("recipient", rcpts[i].addr, false, err, errlen) == 0;
-    if (!args_ok) {
+    if (request_check_relay(p->r->ep.protocol, sender, rcpts, n, err, errlen) < 0) {
         fail_all(p, rcpts, n, err);
         return -1;
     }

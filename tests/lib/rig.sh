@@ -60,7 +60,7 @@ RIG_PACKAGES=(postfix libmilter-dev libgnutls28-dev libconfig-dev miltertest
     gnutls-bin redis-server cmake pkg-config libcmocka-dev libsqlite3-dev
     openssl ca-certificates bc libmicrohttpd-dev libhiredis-dev libsasl2-modules
     systemd groff-base libpq-dev postgresql clang libclang-rt-14-dev
-    dpkg-dev file iproute2)
+    dpkg-dev file iproute2 libgsasl-dev)
 
 # Dovecot test users (all with password "secret").
 RIG_DOVECOT_USERS=(alice@dovecot.test bob@dovecot.test
