@@ -221,6 +221,10 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
         log_info("rcpt: queue=%s rcpt=<%s> list=%s result=reject code=550 ms=%ld", queue_id(ctx, s),
                  addr, chk.list, chk.ms);
         return reply(ctx, "550", "5.1.1", "Recipient address rejected: User unknown");
+    case RCPT_UTF8_UNSUPPORTED:
+        log_info("rcpt: queue=%s rcpt=<%s> list=%s result=reject code=553 why=\"%s\"",
+                 queue_id(ctx, s), addr, chk.list, chk.why);
+        return reply(ctx, "553", "5.6.7", "Non-ASCII address not supported by the mail store");
     case RCPT_TEMPFAIL:
         log_warning("rcpt: queue=%s rcpt=<%s> result=tempfail code=451 why=\"%s: %s\"",
                     queue_id(ctx, s), addr, chk.why, chk.err);

@@ -74,12 +74,12 @@ static int query_expn(struct remote_rt *rt, const char *addr)
                           err, sizeof err);
     if (res == LOOKUP_YES && members)
         fputs(members, stdout);
-    if (res == LOOKUP_NO)
+    if (res == LOOKUP_NO || res == LOOKUP_UTF8_UNSUPPORTED)
         fprintf(stderr, "%s: no: %s\n", id, reply);
     else if (res == LOOKUP_ERROR)
         fprintf(stderr, "%s: error: %s\n", id, err);
     free(members);
-    return res == LOOKUP_YES ? 0 : res == LOOKUP_NO ? 1 : EX_TEMPFAIL;
+    return res == LOOKUP_YES ? 0 : res == LOOKUP_ERROR ? EX_TEMPFAIL : 1;
 }
 
 int cli_query(const char *file, const char *remote_id, const char *kind_name, const char *arg)
@@ -125,11 +125,11 @@ int cli_query(const char *file, const char *remote_id, const char *kind_name, co
     }
     struct lookup_info info;
     int res = lookup_run(rt, (enum lookup_kind)kind, addr, password, NULL, &info, err, sizeof err);
-    if (res == LOOKUP_NO)
+    if (res == LOOKUP_NO || res == LOOKUP_UTF8_UNSUPPORTED)
         fprintf(stderr, "%s: no: %s\n", r->id, *info.reply ? info.reply : "not found");
     else if (res == LOOKUP_ERROR)
         fprintf(stderr, "%s: error: %s\n", r->id, err);
-    rc = res == LOOKUP_YES ? 0 : res == LOOKUP_NO ? 1 : EX_TEMPFAIL;
+    rc = res == LOOKUP_YES ? 0 : res == LOOKUP_ERROR ? EX_TEMPFAIL : 1;
 out:
     explicit_bzero(password, sizeof password);
     runtime_unref(run);

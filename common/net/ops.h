@@ -9,7 +9,17 @@
 #define NEXTHOP_OPS_H
 
 enum lookup_kind { LOOKUP_RCPT = 0, LOOKUP_VRFY, LOOKUP_EXPN, LOOKUP_AUTH };
-enum lookup_result { LOOKUP_ERROR = -1, LOOKUP_NO = 0, LOOKUP_YES = 1 };
+/*
+ * LOOKUP_UTF8_UNSUPPORTED: the address is not ASCII and the remote does
+ * not offer SMTPUTF8 (RFC 6531), so it was not asked. Not an answer about
+ * the user: never cached, and not "unknown" (553 5.6.7, not 550 5.1.1).
+ */
+enum lookup_result {
+    LOOKUP_ERROR = -1,
+    LOOKUP_NO = 0,
+    LOOKUP_YES = 1,
+    LOOKUP_UTF8_UNSUPPORTED = 2,
+};
 
 /* Parses "rcpt", "vrfy", "expn", "auth" (any case); -1 when unknown. */
 int lookup_kind_parse(const char *name);

@@ -83,6 +83,14 @@ int64_t request_step_deadline(const struct endpoint *ep, int64_t deadline_ms)
 
 int64_t request_lookup_deadline(const struct endpoint *ep) { return now_ms() + wait_limit(ep); }
 
+bool request_needs_smtputf8(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return true;
+    return false;
+}
+
 void request_nexthop_failure(char *out, size_t outlen, const char *remote, const char *why)
 {
     snprintf(out, outlen, "451 4.4.2 next hop %s: %s", remote ? remote : "?", why ? why : "");

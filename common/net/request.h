@@ -51,6 +51,11 @@ int64_t request_step_deadline(const struct endpoint *ep, int64_t deadline_ms);
 /* Deadline of one lookup on ep as a whole, from now. */
 int64_t request_lookup_deadline(const struct endpoint *ep);
 
+/* True when s holds a byte that is not ASCII (it needs SMTPUTF8). */
+bool request_needs_smtputf8(const char *s);
+/* Our own reply for LOOKUP_UTF8_UNSUPPORTED. */
+#define REQUEST_UTF8_REPLY "553 5.6.7 non-ASCII address not supported by the mail store"
+
 /* Our own reply for a relay that failed before the next hop answered:
  * "451 4.4.2 next hop <remote>: <why>". */
 void request_nexthop_failure(char *out, size_t outlen, const char *remote, const char *why);

@@ -68,7 +68,12 @@ struct smtp_session;
 struct smtp_session *smtp_open(const struct endpoint *r, bool with_auth, int64_t deadline_ms,
                                bool *connect_failed, char *err, size_t errlen);
 
-/* One lookup, as pool_lookup() describes. */
+/*
+ * One lookup, as pool_lookup() describes. A RCPT, VRFY or EXPN of an
+ * address that is not ASCII carries SMTPUTF8 (RFC 6531) when the server
+ * offers it; when it does not, nothing is sent and the answer is
+ * LOOKUP_UTF8_UNSUPPORTED (reply: REQUEST_UTF8_REPLY).
+ */
 enum lookup_result smtp_lookup(struct smtp_session *s, enum lookup_kind kind, const char *arg,
                                const char *password, char **members_r, char *reply,
                                size_t replylen, int64_t deadline_ms, char *err, size_t errlen);

@@ -49,16 +49,18 @@ static int probe_add(struct probe *p, int kind, const char *line, char *err, siz
 
 /* RSET when the server may hold state or the transaction is full, MAIL
  * FROM:<> when no transaction is open, then RCPT TO:<x>. */
-static int probe_build(struct smtp_session *s, const char *arg, struct probe *p, char *err,
-                       size_t errlen)
+static int probe_build(struct smtp_session *s, const char *arg, bool utf8, struct probe *p,
+                       char *err, size_t errlen)
 {
-    bool rset = s->need_rset || (s->phase == SP_MAIL && s->tx_probes >= SMTP_PROBES_PER_TX);
+    bool rset = s->need_rset || (s->phase == SP_MAIL && s->tx_probes >= SMTP_PROBES_PER_TX)
+                || (s->phase == SP_MAIL && utf8 && !s->tx_smtputf8);
     bool mail = rset || s->phase != SP_MAIL;
     char rcpt[NET_ARG_MAX + 32];
     p->n = 0;
     if (rset && probe_add(p, PROBE_RSET, "RSET", err, errlen) < 0)
         return -1;
-    if (mail && probe_add(p, PROBE_MAIL, "MAIL FROM:<>", err, errlen) < 0)
+    if (mail && probe_add(p, PROBE_MAIL, utf8 ? "MAIL FROM:<> SMTPUTF8" : "MAIL FROM:<>", err,
+                          errlen) < 0)
         return -1;
     int n = snprintf(rcpt, sizeof rcpt, "RCPT TO:<%s>", arg);
     if (n < 0 || (size_t)n >= sizeof rcpt) {
@@ -88,8 +90,9 @@ static enum lookup_result lookup_rcpt(struct smtp_session *s, const char *arg,
     static const char *const steps[] = { "RSET", "MAIL FROM", "RCPT TO" };
     struct probe p;
     bool pipelined = s->caps.pipelining, mail_refused = false;
+    bool utf8 = request_needs_smtputf8(arg);
     char tmp[ERRLEN];
-    if (probe_build(s, arg, &p, err, errlen) < 0)
+    if (probe_build(s, arg, utf8, &p, err, errlen) < 0)
         return LOOKUP_ERROR;
     if (pipelined && probe_send_all(s, &p, deadline_ms, err, errlen) < 0)
         return LOOKUP_ERROR;
@@ -121,6 +124,7 @@ static enum lookup_result lookup_rcpt(struct smtp_session *s, const char *arg,
             }
             s->phase = SP_MAIL;
             s->tx_probes = 0;
+            s->tx_smtputf8 = utf8;
         } else {
             s->tx_probes++;
             return reply_result(s, code, "RCPT TO", reply, replylen, err, errlen);
@@ -173,7 +177,9 @@ static enum lookup_result lookup_verify(struct smtp_session *s, enum lookup_kind
                                         char *reply, size_t replylen, char *err, size_t errlen)
 {
     const char *verb = kind == LOOKUP_EXPN ? "EXPN" : "VRFY";
-    if (smtp_send_cmd(s, deadline_ms, err, errlen, "%s %s", verb, arg) < 0)
+    bool utf8 = request_needs_smtputf8(arg);
+    if (smtp_send_cmd(s, deadline_ms, err, errlen, "%s %s%s", verb, arg, utf8 ? " SMTPUTF8" : "")
+        < 0)
         return LOOKUP_ERROR;
     int code = smtp_read_reply(s, verb, deadline_ms, err, errlen);
     if (code < 0)
@@ -227,6 +233,10 @@ enum lookup_result smtp_lookup(struct smtp_session *s, enum lookup_kind kind, co
     if (!smtp_reusable(s)) {
         set_error(err, errlen, "internal: session to %s not usable", s->peer);
         return LOOKUP_ERROR;
+    }
+    if (kind != LOOKUP_AUTH && request_needs_smtputf8(arg) && !s->caps.smtputf8) {
+        snprintf(reply, replylen, "%s", REQUEST_UTF8_REPLY);
+        return LOOKUP_UTF8_UNSUPPORTED;
     }
     switch (kind) {
     case LOOKUP_RCPT:

@@ -30,6 +30,7 @@ struct smtp_session {
     bool upgraded;              /* STARTTLS done */
     struct smtp_caps caps;
     int tx_probes;              /* RCPT probes in the open transaction */
+    bool tx_smtputf8;           /* the open probe transaction's MAIL carried SMTPUTF8 */
     bool need_rset;             /* the server may hold transaction state */
     bool in_auth;               /* replies may echo credentials: never log their text */
     char peer[300];

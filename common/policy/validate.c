@@ -89,6 +89,11 @@ void validate_rcpt(const struct policy *pol, const struct list_env *env,
         return;
     }
     int in = ask_list(rr.list, vars->v[RV_RCPT], env, out);
+    if (in == LOOKUP_UTF8_UNSUPPORTED) {
+        out->verdict = RCPT_UTF8_UNSUPPORTED;
+        out->why = "non-ASCII address not supported by the mail store";
+        return;
+    }
     if (in < 0)
         return tempfail(out, "lookup failed");
     out->verdict = in ? RCPT_ACCEPT : RCPT_UNKNOWN;

@@ -4,7 +4,8 @@
  * session.rcpt.lookup.domains picks a list of domains whose recipients are
  * validated (unset = every domain); session.rcpt.lookup.addresses picks the
  * list (usually remote/<id>) that holds the existing recipients.
- * Exists -> accept; unknown -> 550 5.1.1; lookup error -> 451 4.4.3.
+ * Exists -> accept; unknown -> 550 5.1.1; lookup error -> 451 4.4.3;
+ * a non-ASCII address a store without SMTPUTF8 cannot take -> 553 5.6.7.
  * <Postmaster> (no domain, any case) is accepted without a lookup; any other
  * recipient without a domain is refused before (addr_normalize_rcpt()) and
  * is never looked up here.
@@ -20,7 +21,9 @@
 #include "rules.h"
 #include "util.h"
 
-enum rcpt_verdict { RCPT_ACCEPT = 0, RCPT_UNKNOWN, RCPT_TEMPFAIL };
+/* RCPT_UTF8_UNSUPPORTED: a non-ASCII address the mail store cannot take
+ * (no SMTPUTF8): 553 5.6.7, never "unknown". */
+enum rcpt_verdict { RCPT_ACCEPT = 0, RCPT_UNKNOWN, RCPT_TEMPFAIL, RCPT_UTF8_UNSUPPORTED };
 
 struct rcpt_check {
     enum rcpt_verdict verdict;

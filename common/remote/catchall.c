@@ -85,7 +85,7 @@ static void probe(struct catchall *ca, const char *domain)
              rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], domain);
     int res = pool_lookup(ca->pool, LOOKUP_RCPT, addr, NULL, NULL, reply, sizeof reply, err,
                           sizeof err);
-    if (res == LOOKUP_ERROR) {
+    if (res != LOOKUP_YES && res != LOOKUP_NO) {
         log_debug("remote=%s domain=%s catch-all probe failed: %s", ca->remote_id, domain, err);
         return;
     }

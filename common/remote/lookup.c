@@ -4,7 +4,8 @@
  * Cache keys: "<kind>:<address>" for rcpt/vrfy/expn, and for auth
  * "a:<user>\0<hex sha256(salt, user, password)>" with a random salt per
  * process, so neither memory nor Redis ever holds a password.
- * Must not: log a password, or cache an error.
+ * Must not: log a password, or cache an error or LOOKUP_UTF8_UNSUPPORTED
+ * (not an answer about the user).
  */
 #include "lookup.h"
 
@@ -24,6 +25,7 @@
 #include "pool.h"
 #include "redis.h"
 #include "remote_set.h"
+#include "request.h"
 #include "util.h"
 
 #define CACHE_TAG_REDIS 1   /* an answer the fleet cache gave */
@@ -46,6 +48,7 @@ struct fetch_ctx {
     const char *password;
     struct lookup_info *info;
     bool from_redis;          /* answered by cache.redis */
+    bool utf8_unsupported;    /* LOOKUP_UTF8_UNSUPPORTED: kept out of every cache */
 };
 
 /* A local miss: ask the shared cache (cache.redis, if set), then the remote. */
@@ -60,6 +63,12 @@ static int fetch_remote(void *vctx, const char *key, size_t keylen, char *err, s
     ctx->info->cached = false;
     int res = pool_lookup(ctx->rt->pool, ctx->kind, ctx->arg, ctx->password, NULL,
                           ctx->info->reply, sizeof ctx->info->reply, err, errlen);
+    if (res == LOOKUP_UTF8_UNSUPPORTED) {
+        /* not an answer about the user: the cache must not keep it as a no */
+        ctx->utf8_unsupported = true;
+        set_error(err, errlen, "%s", ctx->info->reply);
+        return LOOKUP_ERROR;
+    }
     redis_cache_put(ctx->rt->def, ctx->kind, key, keylen, res);
     return res;
 }
@@ -93,7 +102,8 @@ static size_t make_key(enum lookup_kind kind, const char *arg, const char *passw
 
 static const char *result_name(int res)
 {
-    return res == LOOKUP_YES ? "yes" : res == LOOKUP_NO ? "no" : "error";
+    return res == LOOKUP_YES ? "yes" : res == LOOKUP_NO ? "no"
+           : res == LOOKUP_UTF8_UNSUPPORTED ? "utf8-unsupported" : "error";
 }
 
 /* arg as the remote is asked for it: local part lower-cased when the remote says so. */
@@ -151,7 +161,7 @@ enum lookup_result lookup_run(struct remote_rt *rt, enum lookup_kind kind, const
         src = CACHE_SRC_REMOTE;
     } else {
         size_t klen = make_key(kind, addr, password, key, sizeof key);
-        struct fetch_ctx ctx = { rt, kind, addr, password, info, false };
+        struct fetch_ctx ctx = { rt, kind, addr, password, info, false, false };
         if (klen == 0) {
             set_error(err, errlen, "lookup key too long");
             return LOOKUP_ERROR;
@@ -161,6 +171,8 @@ enum lookup_result lookup_run(struct remote_rt *rt, enum lookup_kind kind, const
             cache_tag(cache, key, klen, CACHE_TAG_REDIS);   /* for `show` */
         explicit_bzero(key, sizeof key);
         from_redis = ctx.from_redis;
+        if (ctx.utf8_unsupported)
+            res = LOOKUP_UTF8_UNSUPPORTED;
         info->cached = src != CACHE_SRC_REMOTE || from_redis;
         if (res == LOOKUP_YES && src == CACHE_SRC_REMOTE && !from_redis && kind == LOOKUP_RCPT &&
             rt->catch_all)
@@ -177,7 +189,10 @@ enum lookup_result lookup_run(struct remote_rt *rt, enum lookup_kind kind, const
              source, info->ms,
              res == LOOKUP_ERROR ? " error=\"" : *info->reply ? " reply=\"" : "",
              res == LOOKUP_ERROR ? err : info->reply, res == LOOKUP_ERROR || *info->reply ? "\"" : "");
-    metrics_lookup(r->id, lookup_kind_name(kind), res, source, info->ms);
+    if (res == LOOKUP_UTF8_UNSUPPORTED)
+        set_error(err, errlen, "%s: %s does not offer SMTPUTF8", REQUEST_UTF8_REPLY, r->id);
+    metrics_lookup(r->id, lookup_kind_name(kind), res == LOOKUP_UTF8_UNSUPPORTED ? LOOKUP_NO : res,
+                   source, info->ms);
     return (enum lookup_result)res;
 }
 

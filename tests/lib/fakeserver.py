@@ -5,7 +5,8 @@ cannot be made to produce (tests/unit/test_pool.c drives it).
 Usage: fakeserver.py [--port N | --unix PATH] [--log FILE] [--status FILE] [--data FILE]
                      [--delay S] [--idle-close S] [--auth USER:PASS]
                      [--mechs "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256"]
-                     [--proto smtp|imap] [--imap-caps "AUTH=PLAIN SASL-IR"] SCENARIO
+                     [--proto smtp|imap] [--imap-caps "AUTH=PLAIN SASL-IR"]
+                     [--scram-final good|missing|wrong] [--smtputf8] [--bare-cr-eol] SCENARIO
 
 --port 0 (the default) picks a free port; the port is printed on stdout as
 "PORT <n>". Every command line received is appended to --log (one per line,
@@ -31,6 +32,13 @@ AUTHENTICATE PLAIN, NOOP, LOGOUT; faults garbage, hang, bigline, slow).
 With LHLO, the end of data gets one reply per accepted recipient: local
 part "oktemp*" 452 4.2.2, "okperm*" 552 5.2.2, others 250 2.0.0.
 VRFY/EXPN: "ok*" 250 (EXPN: two members), "amb*" 252, others 550 5.1.1.
+--scram-final: "missing" answers 235 right after the client's proof
+(whatever it is) without sending its signature, "wrong" sends a wrong
+signature (v=); both are servers that do not know the password.
+--smtputf8 offers SMTPUTF8 (RFC 6531). Either way a RCPT/VRFY/EXPN of a
+non-ASCII address outside an SMTPUTF8 transaction gets 553 5.6.7.
+--bare-cr-eol reads a lone CR as a line end too (a lenient receiver, the
+kind SMTP smuggling with "\r.\r" targets).
 The stdlib only; stops on SIGTERM.
 """
 import argparse
@@ -98,6 +106,7 @@ class Session(socketserver.BaseRequestHandler):
         self.buf = b""
         self.lmtp = False
         self.mail = False
+        self.utf8 = False
         self.rcpts = []
         self.counted = True
         session_change(+1)
@@ -119,8 +128,19 @@ class Session(socketserver.BaseRequestHandler):
             out += l[:3] + sep + l[4:] + "\r\n"
         self.send(out)
 
+    def eol(self):
+        """(index, length) of the first line end in buf, or None."""
+        lf = self.buf.find(b"\n")
+        if ARGS.bare_cr_eol:
+            cr = self.buf.find(b"\r")
+            if cr != -1 and (lf == -1 or cr < lf):
+                if cr + 1 == len(self.buf):
+                    return None     # CRLF or a lone CR: the next byte tells
+                return (cr, 2 if self.buf[cr + 1:cr + 2] == b"\n" else 1)
+        return None if lf == -1 else (lf, 1)
+
     def readline(self):
-        while b"\n" not in self.buf:
+        while self.eol() is None:
             if ARGS.idle_close:
                 self.sock.settimeout(ARGS.idle_close)
             try:
@@ -131,7 +151,8 @@ class Session(socketserver.BaseRequestHandler):
             if not chunk:
                 return None
             self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
+        i, n = self.eol()
+        line, self.buf = self.buf[:i], self.buf[i + n:]
         return line.rstrip(b"\r")
 
     def end_session(self):
@@ -163,6 +184,8 @@ class Session(socketserver.BaseRequestHandler):
                  "250 ENHANCEDSTATUSCODES", "250 8BITMIME"]
         if ARGS.auth:
             lines.append("250 AUTH " + ARGS.mechs)
+        if ARGS.smtputf8:
+            lines.append("250 SMTPUTF8")
         if ARGS.scenario == "manylines":
             lines += ["250 X-FILLER-%d" % i for i in range(150)]
         return lines
@@ -214,8 +237,16 @@ class Session(socketserver.BaseRequestHandler):
             self.reply("503 5.5.1 Error: nested MAIL command")
             return
         self.mail = True
+        self.utf8 = ARGS.smtputf8 and b" SMTPUTF8" in line.upper()
         self.rcpts = []
         self.reply("250 2.1.0 Ok")
+
+    def refuse_utf8(self, arg, in_tx):
+        """553 5.6.7 for a non-ASCII address outside SMTPUTF8 (RFC 6531)."""
+        if all(b < 0x80 for b in arg) or (ARGS.smtputf8 and in_tx):
+            return False
+        self.reply("553 5.6.7 fake: non-ASCII address needs SMTPUTF8")
+        return True
 
     def cmd_RCPT(self, line):
         if not self.mail:
@@ -225,6 +256,8 @@ class Session(socketserver.BaseRequestHandler):
             self.reply("451 4.3.0 fake: try again later")
             return
         addr = line.split(b":", 1)[1] if b":" in line else b""
+        if self.refuse_utf8(addr, self.utf8):
+            return
         domain = addr.strip().rstrip(b">").rpartition(b"@")[2]
         if local_part(addr).startswith(b"ok") or domain.startswith(b"catchall"):
             self.rcpts.append(addr.strip().lstrip(b"<").rstrip(b">"))
@@ -235,6 +268,9 @@ class Session(socketserver.BaseRequestHandler):
 
     def cmd_VRFY(self, line):
         arg = line[5:]
+        if self.refuse_utf8(arg, arg.upper().endswith(b" SMTPUTF8")):
+            return
+        arg = arg[:-9] if arg.upper().endswith(b" SMTPUTF8") else arg
         lp = local_part(arg)
         if lp.startswith(b"ok"):
             self.reply("250 2.0.0 %s" % arg.decode("latin-1"))
@@ -245,6 +281,9 @@ class Session(socketserver.BaseRequestHandler):
 
     def cmd_EXPN(self, line):
         arg = line[5:]
+        if self.refuse_utf8(arg, arg.upper().endswith(b" SMTPUTF8")):
+            return
+        arg = arg[:-9] if arg.upper().endswith(b" SMTPUTF8") else arg
         lp = local_part(arg)
         if lp.startswith(b"ok"):
             self.reply("250 2.0.0 <one@fake.test>", "250 2.0.0 <two@fake.test>")
@@ -353,6 +392,8 @@ class Session(socketserver.BaseRequestHandler):
         final = self.challenge(sfirst)
         if final is None:
             return None
+        if ARGS.scram_final == "missing":
+            return True     # "235" without v=: it never checked the proof
         without_proof, _, proof = final.rpartition(b",p=")
         auth_msg = bare + b"," + sfirst + b"," + without_proof
         salted = hashlib.pbkdf2_hmac("sha256", p, salt, iters)
@@ -361,10 +402,12 @@ class Session(socketserver.BaseRequestHandler):
         csig = hmac.new(stored, auth_msg, hashlib.sha256).digest()
         want = bytes(a ^ b for a, b in zip(ckey, csig))
         name = attrs[b"n"].replace(b"=2C", b",").replace(b"=3D", b"=")
-        if name != u or base64.b64decode(proof) != want:
+        if ARGS.scram_final == "good" and (name != u or base64.b64decode(proof) != want):
             return False
         skey = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
         ssig = hmac.new(skey, auth_msg, hashlib.sha256).digest()
+        if ARGS.scram_final == "wrong":
+            ssig = bytes(32)
         empty = self.challenge(b"v=" + base64.b64encode(ssig))
         return None if empty is None else True
 
@@ -495,6 +538,9 @@ def main():
     ap.add_argument("--mechs", default="PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256")
     ap.add_argument("--proto", choices=("smtp", "imap"), default="smtp")
     ap.add_argument("--imap-caps", default="AUTH=PLAIN SASL-IR")
+    ap.add_argument("--scram-final", choices=("good", "missing", "wrong"), default="good")
+    ap.add_argument("--smtputf8", action="store_true")
+    ap.add_argument("--bare-cr-eol", action="store_true")
     ap.add_argument("scenario")
     ARGS = ap.parse_args()
     known = ("normal nostarttls garbage hang reset bigline slow tempfail-rcpt "
