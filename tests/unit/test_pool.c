@@ -580,6 +580,54 @@ static void test_relay_smtp_one_reply(void **state)
     fake_stop(&f);
 }
 
+/*
+ * SMTP smuggling (issue 14 item 11): a message whose body holds a bare CR
+ * or LF around a dot, relayed to a receiver that takes a lone CR as a line
+ * end (--bare-cr-eol). Every lone CR and LF must go out as CRLF and the
+ * dot be doubled, so the receiver sees no end of data and no second
+ * transaction.
+ */
+static void test_relay_no_smuggling(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "Subject: s\r\n\r\nhi\r.\rMAIL FROM:<evil@evil.test>\r\nRCPT TO:<ok-smuggled@example.org>\r\n"
+        "DATA\r\nsmuggled\r\n.\r\n",
+        "Subject: s\r\n\r\nhi\r.\r\nMAIL FROM:<evil@evil.test>\r\nRCPT TO:<ok-smuggled@example.org>\r\n"
+        "DATA\r\nsmuggled\r\n.\r\n",
+        "Subject: s\r\n\r\nhi\n.\r\nMAIL FROM:<evil@evil.test>\r\nRCPT TO:<ok-smuggled@example.org>\r\n"
+        "DATA\r\nsmuggled\r\n.\r\n",
+        "Subject: s\r\n\r\nhi\r\n.\rMAIL FROM:<evil@evil.test>\r\nRCPT TO:<ok-smuggled@example.org>\r\n"
+        "DATA\r\nsmuggled\r\n.\r",
+    };
+    for (size_t b = 0; b < ARRAY_SIZE(bodies); b++) {
+        struct fake f;
+        struct remote_def r;
+        char err[ERRLEN] = "";
+        fake_start(&f, "normal", "--bare-cr-eol", NULL);
+        remote_init(&r, f.port, PROTO_SMTP);
+        struct pool *p = pool_create(&r);
+        struct relay_rcpt rc[1] = { { .addr = "ok@example.org" } };
+        struct spool *msg = message(bodies[b], 1 << 16);
+        assert_int_equal(pool_relay(p, "sender@example.net", rc, 1, msg, NULL, NULL,
+                                    now_ms() + 5000, err, sizeof err), 0);
+        assert_int_equal(rc[0].code, 250);
+        spool_destroy(msg);
+        pool_destroy(p);
+        if (log_has(&f, "evil@evil.test"))
+            print_message("body %zu: command log:\n%s\n", b, slurp(f.log));
+        assert_false(log_has(&f, "MAIL FROM:<evil@evil.test>"));
+        assert_false(log_has(&f, "RCPT TO:<ok-smuggled@example.org>"));
+        assert_int_equal(log_count_prefix(&f, "MAIL FROM:"), 1);
+        assert_int_equal(log_count(&f, "DATA"), 1);
+        char *data = slurp(f.data);
+        assert_int_equal(strstr(data, "=== end") - data, strlen(data) - 8);   /* one transaction */
+        assert_non_null(strstr(data, "\r\n..\r\n"));    /* the dot went out doubled, on its own line */
+        free(data);
+        fake_stop(&f);
+    }
+}
+
 static void test_relay_tempfail_data(void **state)
 {
     (void)state;
@@ -822,6 +870,7 @@ int main(void)
         cmocka_unit_test_teardown(test_noop_before_reuse, stop_leftovers),
         cmocka_unit_test_teardown(test_relay_lmtp, stop_leftovers),
         cmocka_unit_test_teardown(test_relay_smtp_one_reply, stop_leftovers),
+        cmocka_unit_test_teardown(test_relay_no_smuggling, stop_leftovers),
         cmocka_unit_test_teardown(test_relay_tempfail_data, stop_leftovers),
         cmocka_unit_test_teardown(test_relay_timeout_after_data, stop_leftovers),
         cmocka_unit_test_teardown(test_auth_mechanisms, stop_leftovers),
