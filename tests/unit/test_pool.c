@@ -41,32 +41,6 @@
 
 #include "fake_remote.h"
 
-/* ------------------------------------------------------------ remotes */
-
-static void remote_init(struct remote_def *r, int port, enum remote_proto proto)
-{
-    memset(r, 0, sizeof *r);
-    r->id = (char *)"fake";
-    r->ep.name = r->id;
-    r->ep.address = (char *)"127.0.0.1";
-    r->ep.port = port;
-    r->ep.protocol = proto;
-    r->concurrency = 4;
-    r->ep.timeout_ms = 2000;
-    r->lookup = true;
-    r->ep.tls_enable = false;
-    r->ep.tls_implicit = true;
-    r->limits_errors = 3;
-    r->limits_requests = 50;
-}
-
-static enum lookup_result lookup(struct pool *p, enum lookup_kind kind, const char *arg,
-                                 const char *pw, char *reply, char *err)
-{
-    reply[0] = err[0] = '\0';
-    return pool_lookup(p, kind, arg, pw, NULL, reply, 256, err, ERRLEN);
-}
-
 /* ------------------------------------------------------------ tests */
 
 static void test_kind_names(void **state)

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "pool.h"
+
 struct fake {
     pid_t pid;
     int port;
@@ -36,5 +38,11 @@ int log_count_prefix(const struct fake *f, const char *prefix);
 bool log_has(const struct fake *f, const char *needle);
 /* The most sessions the fake saw at once, -1 when unknown. */
 int fake_max_sessions(const struct fake *f);
+
+/* A remote "fake" at 127.0.0.1:port, plain text, 2 s timeout, 4 connections. */
+void remote_init(struct remote_def *r, int port, enum remote_proto proto);
+/* pool_lookup() with a 256-byte reply and an ERRLEN err, both cleared first. */
+enum lookup_result lookup(struct pool *p, enum lookup_kind kind, const char *arg,
+                          const char *pw, char *reply, char *err);
 
 #endif
