@@ -76,7 +76,9 @@ void smtp_reply_summary(const struct smtp_reply *rep, char *out, size_t n)
         size_t keep = strspn(p, "0123456789");
         if (p[keep] == ' ' || p[keep] == '-')
             keep += 1 + strspn(p + keep + 1, "0123456789.");
-        snprintf(out, n, "%.*s(text not shown)", (int)keep, p);
+        while (keep > 0 && (p[keep - 1] == ' ' || p[keep - 1] == '-'))
+            keep--;
+        snprintf(out, n, "%.*s (text not shown)", (int)keep, p);
         return;
     }
     for (int i = 0; p && *p && o + 1 < n; i++) {

@@ -81,14 +81,13 @@ int smtp_send_raw(struct smtp_session *s, const char *data, size_t len, int64_t 
     return rc < 0 ? -1 : 0;
 }
 
-int smtp_add_cmd(char *buf, size_t bufsize, size_t *len, char *err, size_t errlen,
-                 const char *fmt, ...)
+static int add_cmd_v(char *buf, size_t bufsize, size_t *len, char *err, size_t errlen,
+                     const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+static int add_cmd_v(char *buf, size_t bufsize, size_t *len, char *err, size_t errlen,
+                     const char *fmt, va_list ap)
 {
     char line[NET_ARG_MAX + 128];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     if (n < 0 || (size_t)n >= sizeof line || strpbrk(line, "\r\n")) {
         set_error(err, errlen, "refusing to send a malformed command");
         return -1;
@@ -102,6 +101,16 @@ int smtp_add_cmd(char *buf, size_t bufsize, size_t *len, char *err, size_t errle
     *len += (size_t)n + 2;
     buf[*len] = '\0';
     return 0;
+}
+
+int smtp_add_cmd(char *buf, size_t bufsize, size_t *len, char *err, size_t errlen,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = add_cmd_v(buf, bufsize, len, err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static void log_sent(const struct smtp_session *s, const char *batch)
@@ -127,19 +136,13 @@ int smtp_send_batch(struct smtp_session *s, const char *batch, size_t len, int64
 int smtp_send_cmd(struct smtp_session *s, int64_t deadline_ms, char *err, size_t errlen,
                   const char *fmt, ...)
 {
-    char line[NET_ARG_MAX + 128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     char buf[NET_ARG_MAX + 132];
     size_t len = 0;
-    if (n < 0 || (size_t)n >= sizeof line
-        || smtp_add_cmd(buf, sizeof buf, &len, err, errlen, "%s", line) < 0) {
-        set_error(err, errlen, "refusing to send a malformed command");
-        return -1;
-    }
-    return smtp_send_batch(s, buf, len, deadline_ms, err, errlen);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = add_cmd_v(buf, sizeof buf, &len, err, errlen, fmt, ap);
+    va_end(ap);
+    return rc < 0 ? -1 : smtp_send_batch(s, buf, len, deadline_ms, err, errlen);
 }
 
 int smtp_send_secret(struct smtp_session *s, const char *prefix, const char *payload,
