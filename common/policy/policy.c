@@ -28,6 +28,8 @@ void policy_clear(struct policy *p)
 {
     rule_free(p->rcpt_lookup_domains);
     rule_free(p->rcpt_lookup_addresses);
+    rule_free(p->rcpt_mode);
+    rule_free(p->rcpt_on_error);
     rule_free(p->next_hop);
     rule_free(p->action);
     for (size_t i = 0; i < p->n_lists; i++)

@@ -20,6 +20,10 @@ struct list;
 
 enum on_tempfail { ON_TEMPFAIL_QUARANTINE = 0, ON_TEMPFAIL_TEMPFAIL, ON_TEMPFAIL_ACCEPT };
 enum routing_action { ACTION_HEADER = 0, ACTION_RELAY, ACTION_QUARANTINE };
+/* session.rcpt.mode: refuse at RCPT, or only log and count what would be refused. */
+enum rcpt_mode { RCPT_MODE_ENFORCE = 0, RCPT_MODE_REPORT };
+/* session.rcpt.on-error: what a failed lookup does at RCPT. */
+enum rcpt_on_error { RCPT_ON_ERROR_TEMPFAIL = 0, RCPT_ON_ERROR_ACCEPT };
 
 struct policy {
     struct list **lists;                  /* every list a rule may name; owned */
@@ -29,6 +33,8 @@ struct policy {
     struct rule *rcpt_lookup_domains;     /* value: list name or false */
     struct rule *rcpt_lookup_addresses;   /* value: list name or false */
     bool skip_authenticated;
+    struct rule *rcpt_mode;               /* value: enforce|report */
+    struct rule *rcpt_on_error;           /* value: tempfail|accept */
 
     /* queue.outbound / routing */
     struct rule *next_hop;                /* value: remote id or false */

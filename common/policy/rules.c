@@ -71,10 +71,15 @@ static const char *const combinator_names[] = {
     [COND_NONE_OF] = "none-of",
 };
 
+/* The values of the kinds that name a choice, in the order of their C enum. */
 static const char *const action_names[] = {
-    [ACTION_HEADER] = "header",
-    [ACTION_RELAY] = "relay",
-    [ACTION_QUARANTINE] = "quarantine",
+    [ACTION_HEADER] = "header", [ACTION_RELAY] = "relay", [ACTION_QUARANTINE] = "quarantine", NULL,
+};
+static const char *const rcpt_mode_names[] = {
+    [RCPT_MODE_ENFORCE] = "enforce", [RCPT_MODE_REPORT] = "report", NULL,
+};
+static const char *const on_error_names[] = {
+    [RCPT_ON_ERROR_TEMPFAIL] = "tempfail", [RCPT_ON_ERROR_ACCEPT] = "accept", NULL,
 };
 
 struct cond {
@@ -102,7 +107,7 @@ struct rule_value {
     char *str;
     const struct remote_def *remote;
     struct list *list;
-    enum routing_action action;
+    int choice;
 };
 
 struct branch {
@@ -220,12 +225,28 @@ static struct list *resolve_list(struct parser *p, const char *name, char *why, 
     return NULL;
 }
 
+/* The names a kind's value must be one of; NULL for the kinds that take free text or names. */
+static const char *const *kind_choices(enum rule_kind kind)
+{
+    switch (kind) {
+    case RULE_ACTION: return action_names;
+    case RULE_RCPT_MODE: return rcpt_mode_names;
+    case RULE_RCPT_ON_ERROR: return on_error_names;
+    case RULE_STRING:
+    case RULE_REMOTE_OR_FALSE:
+    case RULE_LIST_OR_FALSE: break;
+    }
+    return NULL;
+}
+
 static const char *kind_expectation(enum rule_kind kind)
 {
     switch (kind) {
     case RULE_REMOTE_OR_FALSE: return "must be a remote id or false";
     case RULE_LIST_OR_FALSE: return "must be a list name or false";
     case RULE_ACTION: return "must be header, relay or quarantine";
+    case RULE_RCPT_MODE: return "must be enforce or report";
+    case RULE_RCPT_ON_ERROR: return "must be tempfail or accept";
     case RULE_STRING: break;
     }
     return "must be a string or false";
@@ -248,9 +269,11 @@ static int value_from_text(struct parser *p, const char *text, struct rule_value
         v->list = resolve_list(p, text, why, whylen);
         return v->list ? 0 : -1;
     case RULE_ACTION:
-        for (size_t i = 0; i < ARRAY_SIZE(action_names); i++)
-            if (strcmp(text, action_names[i]) == 0) {
-                v->action = (enum routing_action)i;
+    case RULE_RCPT_MODE:
+    case RULE_RCPT_ON_ERROR:
+        for (const char *const *c = kind_choices(p->kind); *c; c++)
+            if (strcmp(text, *c) == 0) {
+                v->choice = (int)(c - kind_choices(p->kind));
                 return 0;
             }
         break;
@@ -261,7 +284,7 @@ static int value_from_text(struct parser *p, const char *text, struct rule_value
 
 static int value_false(struct parser *p, struct rule_value *v, char *why, size_t whylen)
 {
-    if (p->kind == RULE_ACTION) {
+    if (kind_choices(p->kind)) {
         set_error(why, whylen, "%s, not false", kind_expectation(p->kind));
         return -1;
     }
@@ -736,13 +759,14 @@ static bool eval_cond(struct eval *e, const struct cond *c)
     return false;
 }
 
-static void fill_result(const struct rule_value *v, struct rule_result *out)
+static void fill_result(enum rule_kind kind, const struct rule_value *v, struct rule_result *out)
 {
     out->is_false = v->is_false;
     out->str = v->str;
     out->remote = v->remote;
     out->list = v->list;
-    out->action = v->action;
+    out->choice = v->choice;
+    out->action = kind == RULE_ACTION ? (enum routing_action)v->choice : ACTION_HEADER;
 }
 
 int rule_eval(const struct rule *r, const struct rule_vars *vars, const struct list_env *env,
@@ -758,6 +782,6 @@ int rule_eval(const struct rule *r, const struct rule_vars *vars, const struct l
             break;
         }
     }
-    fill_result(chosen, out);
+    fill_result(r ? r->kind : RULE_STRING, chosen, out);
     return e.status;
 }

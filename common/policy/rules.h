@@ -36,7 +36,9 @@ enum rule_kind {
     RULE_STRING = 0,        /* any string */
     RULE_REMOTE_OR_FALSE,   /* a remote id, or false */
     RULE_LIST_OR_FALSE,     /* a list name ("list/x", "db/q", "remote/x"), or false */
-    RULE_ACTION,            /* header | relay | quarantine */
+    RULE_ACTION,            /* header | relay | quarantine (enum routing_action) */
+    RULE_RCPT_MODE,         /* enforce | report (enum rcpt_mode) */
+    RULE_RCPT_ON_ERROR,     /* tempfail | accept (enum rcpt_on_error) */
 };
 
 struct rule_vars {
@@ -49,6 +51,8 @@ struct rule_result {
     const struct remote_def *remote; /* RULE_REMOTE_OR_FALSE */
     struct list *list;              /* RULE_LIST_OR_FALSE */
     enum routing_action action;     /* RULE_ACTION */
+    int choice;                     /* RULE_ACTION, RULE_RCPT_MODE, RULE_RCPT_ON_ERROR: the
+                                       value's index among the kind's names = its C enum */
 };
 
 /* "rcpt-domain" -> RV_RCPT_DOMAIN; -1 when unknown. */
