@@ -1,14 +1,19 @@
 /*
- * callbacks.c - the mail flow as libmilter sees it:
- *   connect -> helo -> mail -> rcpt (validate each) -> header/body (spool
- *   when a recipient will be relayed) -> eom (route: header, relay,
- *   quarantine) ; abort/close clean up.
+ * callbacks.c - the mail flow as libmilter sees it, translated to the
+ * core and back:
+ *   connect, helo -> struct client_info
+ *   mail          -> message_begin()      rcpt   -> message_rcpt()
+ *   header, eoh, body -> message_header/eoh/body()
+ *   eom           -> message_eom(), whose result is applied with smfi_*
+ *   abort, close  -> message_free()
+ * Every decision (replies, log lines, headers, recipients to delete,
+ * quarantine) is made in common/policy (message.c, rcpt.c, eom.c); this
+ * file only carries them to and from libmilter.
  * Per-connection state lives only in smfi_setpriv (libmilter runs the
  * callbacks of one connection on different threads). Each message takes a
  * reference on the runtime (config + remotes) current at MAIL FROM and
  * keeps it to the end, so a reload never changes the rules under a message
  * in flight.
- * The decisions themselves are in common/ (validate.c, route.c).
  */
 #include <arpa/inet.h>
 #include <libmilter/mfapi.h>
@@ -16,36 +21,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "addr.h"
-#include "config.h"
 #include "log.h"
+#include "message.h"
 #include "milter.h"
-#include "route.h"
-#include "spool.h"
 #include "util.h"
-#include "validate.h"
 
 struct session {
-    unsigned long no_reply;    /* SMFIP_NR_* steps negotiated: answer SMFIS_NOREPLY there */
-    bool spool_failed;
-    bool bad_sender;           /* refused at RCPT: MAIL gets no reply of ours */
-    char remote_ip[INET6_ADDRSTRLEN], local_ip[INET6_ADDRSTRLEN];
-    char helo[256], listener[64];
-    /* the message in progress */
-    struct nh_runtime *run;       /* config + remotes, taken at MAIL FROM */
-    const struct policy *pol;     /* run->cfg->policy */
-    char sender[ADDR_MAX + 1], auth[256], priority[16], qid[64];
-    struct route_rcpt *rcpts;
-    size_t n, cap;
-    bool planned, spooling;
-    int routing_headers;       /* routing headers the client sent: removed at eom */
-    struct spool *spool;
-    int64_t started;
+    unsigned long no_reply;       /* SMFIP_NR_* steps negotiated: answer SMFIS_NOREPLY there */
+    struct client_info client;
+    struct nh_runtime *run;       /* config + remotes of the message, taken at MAIL FROM */
+    struct message *msg;          /* the message in progress */
 };
 
 static struct session *session_of(SMFICTX *ctx) { return smfi_getpriv(ctx); }
@@ -74,44 +61,37 @@ static void copy_macro(SMFICTX *ctx, const char *name, char *dst, size_t len)
         str_printable(dst, len, v);
 }
 
-static const char *queue_id(SMFICTX *ctx, struct session *s)
+/* Hands the MTA's queue id (macro i) to the message once the MTA has one. */
+static struct message *message_of(SMFICTX *ctx, struct session *s)
 {
-    if (!*s->qid)
-        copy_macro(ctx, "i", s->qid, sizeof s->qid);
-    return *s->qid ? s->qid : "-";
+    if (!s)
+        return NULL;
+    if (s->msg && strcmp(message_queue_id(s->msg), "-") == 0)
+        message_set_queue_id(s->msg, smfi_getsymval(ctx, (char *)"i"));
+    return s->msg;
 }
 
-static void message_reset(struct session *s)
+static void message_end(struct session *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        free(s->rcpts[i].raw);
-    free(s->rcpts);
-    s->rcpts = NULL;
-    s->n = s->cap = 0;
-    if (s->spool)
-        spool_destroy(s->spool);
-    s->spool = NULL;
-    s->planned = s->spooling = false;
-    s->routing_headers = 0;
-    s->spool_failed = false;
-    s->bad_sender = false;
-    s->sender[0] = s->auth[0] = s->priority[0] = s->qid[0] = '\0';
+    message_free(s->msg);
+    s->msg = NULL;
     runtime_unref(s->run);
     s->run = NULL;
-    s->pol = NULL;
 }
 
-static void base_vars(const struct session *s, struct rule_vars *v)
+/* Gives the MTA a reply of the core's; returns the status that goes with it. */
+static sfsistat set_reply(SMFICTX *ctx, const struct reply *r)
 {
-    memset(v, 0, sizeof *v);
-    v->v[RV_SENDER] = s->sender;
-    v->v[RV_SENDER_DOMAIN] = addr_domain(s->sender);
-    v->v[RV_REMOTE_IP] = s->remote_ip;
-    v->v[RV_LOCAL_IP] = s->local_ip;
-    v->v[RV_HELO_DOMAIN] = s->helo;
-    v->v[RV_AUTHENTICATED_AS] = s->auth;
-    v->v[RV_LISTENER] = s->listener;
-    v->v[RV_PRIORITY] = s->priority;
+    char code[8];
+    snprintf(code, sizeof code, "%d", r->code);
+    smfi_setreply(ctx, code, (char *)(*r->xcode ? r->xcode : NULL), (char *)r->text);
+    return r->code / 100 == 4 ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+}
+
+static void log_answer(const struct answer *a)
+{
+    if (*a->log)
+        log_msg(a->log_level, "%s", a->log);
 }
 
 static void sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
@@ -128,11 +108,12 @@ static void sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
     struct session *s = session_get(ctx);
-    sockaddr_text(hostaddr, s->remote_ip, sizeof s->remote_ip);
-    copy_macro(ctx, "{daemon_name}", s->listener, sizeof s->listener);
-    copy_macro(ctx, "{if_addr}", s->local_ip, sizeof s->local_ip);
-    if (!*s->local_ip)
-        copy_macro(ctx, "{daemon_addr}", s->local_ip, sizeof s->local_ip);
+    struct client_info *c = &s->client;
+    sockaddr_text(hostaddr, c->remote_ip, sizeof c->remote_ip);
+    copy_macro(ctx, "{daemon_name}", c->listener, sizeof c->listener);
+    copy_macro(ctx, "{if_addr}", c->local_ip, sizeof c->local_ip);
+    if (!*c->local_ip)
+        copy_macro(ctx, "{daemon_addr}", c->local_ip, sizeof c->local_ip);
     return carry_on(s, SMFIP_NR_CONN);
 }
 
@@ -140,21 +121,8 @@ static sfsistat on_helo(SMFICTX *ctx, char *helo)
 {
     struct session *s = session_of(ctx);
     if (s && helo)
-        str_printable(s->helo, sizeof s->helo, helo);
+        str_printable(s->client.helo, sizeof s->client.helo, helo);
     return carry_on(s, SMFIP_NR_HELO);
-}
-
-static sfsistat reply(SMFICTX *ctx, const char *code, const char *xcode, const char *text)
-{
-    smfi_setreply(ctx, (char *)code, (char *)xcode, (char *)text);
-    return code[0] == '4' ? SMFIS_TEMPFAIL : SMFIS_REJECT;
-}
-
-static void mail_params(struct session *s, char **argv)
-{
-    for (int i = 1; argv[i]; i++)
-        if (strncasecmp(argv[i], "MT-PRIORITY=", 12) == 0)
-            str_printable(s->priority, sizeof s->priority, argv[i] + 12);
 }
 
 /*
@@ -165,253 +133,67 @@ static void mail_params(struct session *s, char **argv)
 static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 {
     struct session *s = session_get(ctx);
-    char err[ERRLEN];
-    message_reset(s);
-    s->started = now_ms();
+    struct answer a;
+    const char *auth = smfi_getsymval(ctx, (char *)"{auth_authen}");
+    message_end(s);
     s->run = runtime_current();
-    s->pol = s->run ? &s->run->cfg->policy : NULL;
-    if (s->run && addr_normalize(argv[0], true, s->sender, sizeof s->sender, err, sizeof err) < 0) {
-        log_info("mail: from=rejected (%s) result=reject", err);
-        s->bad_sender = true;
-        if (!(s->no_reply & SMFIP_NR_MAIL))
-            return reply(ctx, "501", "5.1.7", "Bad sender address syntax");
-    }
-    copy_macro(ctx, "{auth_authen}", s->auth, sizeof s->auth);
-    mail_params(s, argv);
+    s->msg = message_begin(s->run ? &s->run->cfg->policy : NULL, s->run ? s->run->remotes : NULL,
+                           &s->client, argv, auth ? auth : "", &a);
+    log_answer(&a);
+    if (a.reply.code && !(s->no_reply & SMFIP_NR_MAIL))
+        return set_reply(ctx, &a.reply);
     return carry_on(s, SMFIP_NR_MAIL);
-}
-
-static void add_rcpt(struct session *s, const char *raw, const char *addr)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 8;
-        s->rcpts = xrealloc(s->rcpts, s->cap * sizeof *s->rcpts);
-    }
-    struct route_rcpt *r = &s->rcpts[s->n++];
-    memset(r, 0, sizeof *r);
-    r->raw = xstrdup(raw);
-    snprintf(r->addr, sizeof r->addr, "%s", addr);
 }
 
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
 {
-    struct session *s = session_of(ctx);
-    char addr[ADDR_MAX + 1], err[ERRLEN];
-    if (!s || !s->run)
-        return reply(ctx, "451", "4.3.0", "Filter not ready, try again later");
-    if (s->bad_sender)
-        return reply(ctx, "501", "5.1.7", "Bad sender address syntax");
-    if (addr_normalize_rcpt(argv[0], addr, sizeof addr, err, sizeof err) < 0) {
-        log_info("rcpt: queue=%s rcpt=%.80s result=reject why=\"%s\"", queue_id(ctx, s), argv[0], err);
-        return reply(ctx, "501", "5.1.3", "Bad recipient address syntax");
-    }
-    struct rule_vars v;
-    struct rcpt_check chk;
-    base_vars(s, &v);
-    v.v[RV_RCPT] = addr;
-    v.v[RV_RCPT_DOMAIN] = addr_domain(addr);
-    struct list_env env = runtime_env(s->run, queue_id(ctx, s));
-    validate_rcpt(s->pol, &env, &v, *s->auth != '\0', false, &chk);
-    switch (chk.verdict) {
-    case RCPT_ACCEPT:
-        log_debug("rcpt: queue=%s rcpt=<%s> result=accept why=\"%s\"", queue_id(ctx, s), addr, chk.why);
-        add_rcpt(s, argv[0], addr);
-        return SMFIS_CONTINUE;
-    case RCPT_UNKNOWN:
-        log_info("rcpt: queue=%s rcpt=<%s> list=%s result=reject code=550 ms=%ld", queue_id(ctx, s),
-                 addr, chk.list, chk.ms);
-        return reply(ctx, "550", "5.1.1", "Recipient address rejected: User unknown");
-    case RCPT_UTF8_UNSUPPORTED:
-        log_info("rcpt: queue=%s rcpt=<%s> list=%s result=reject code=553 why=\"%s\"",
-                 queue_id(ctx, s), addr, chk.list, chk.why);
-        return reply(ctx, "553", "5.6.7", "Non-ASCII address not supported by the mail store");
-    case RCPT_TEMPFAIL:
-        log_warning("rcpt: queue=%s rcpt=<%s> result=tempfail code=451 why=\"%s: %s\"",
-                    queue_id(ctx, s), addr, chk.why, chk.err);
-        return reply(ctx, "451", "4.4.3", "Recipient address verification unavailable, try again later");
-    }
-    return SMFIS_TEMPFAIL;
-}
-
-/* Decides next hops once all recipients are known; starts the spool if a relay is coming. */
-static void plan(SMFICTX *ctx, struct session *s)
-{
-    char err[ERRLEN];
-    struct rule_vars v;
-    if (s->planned)
-        return;
-    s->planned = true;
-    base_vars(s, &v);
-    struct route_msg m = { s->rcpts, s->n, s->sender, queue_id(ctx, s), NULL };
-    struct list_env env = runtime_env(s->run, queue_id(ctx, s));
-    if (route_plan(s->pol, &env, &v, &m, err, sizeof err) < 0)
-        log_warning("route: queue=%s a list lookup failed, condition taken as false: %s",
-                    queue_id(ctx, s), err);
-    if (!route_needs_body(&m))
-        return;
-    s->spooling = true;
-    s->spool = spool_create(s->pol->spool_memory);
-
-    char host[256] = "localhost", date[64], client[INET6_ADDRSTRLEN + 8] = "local", line[1024];
-    time_t now = time(NULL);
-    struct tm tm;
-    gethostname(host, sizeof host - 1);
-    localtime_r(&now, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-    /* as MTAs write it: "from mx.example ([192.0.2.7])"; a HELO that is no host name is "unknown" */
-    if (*s->remote_ip)
-        snprintf(client, sizeof client, "[%s%s]", strchr(s->remote_ip, ':') ? "IPv6:" : "", s->remote_ip);
-    int n = snprintf(line, sizeof line,
-                     "Received: from %s (%s)\r\n\tby %s (milter-nexthop) with ESMTP id %s;\r\n\t%s\r\n",
-                     addr_is_hostname(s->helo) ? s->helo : "unknown", client, host, queue_id(ctx, s), date);
-    spool_write(s->spool, line, (size_t)n, err, sizeof err);
+    struct answer a;
+    message_rcpt(message_of(ctx, session_of(ctx)), argv, &a);
+    log_answer(&a);
+    return a.reply.code ? set_reply(ctx, &a.reply) : SMFIS_CONTINUE;
 }
 
 static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
 {
     struct session *s = session_of(ctx);
-    char err[ERRLEN];
-    if (!s || !s->run)
-        return carry_on(s, SMFIP_NR_HDR);
-    plan(ctx, s);
-    bool routing = strcasecmp(name, s->pol->routing_header) == 0;
-    if (routing)
-        s->routing_headers++;   /* the client's: removed from the MTA copy at eom ... */
-    if (s->spooling && !s->spool_failed && !routing &&   /* ... and never relayed */
-        (spool_write(s->spool, name, strlen(name), err, sizeof err) < 0 ||
-         spool_write(s->spool, ": ", 2, err, sizeof err) < 0 ||
-         spool_write(s->spool, value, strlen(value), err, sizeof err) < 0 ||
-         spool_write(s->spool, "\r\n", 2, err, sizeof err) < 0)) {
-        log_error("spool: queue=%s %s", queue_id(ctx, s), err);
-        s->spool_failed = true;   /* answered at end of message */
-    }
+    message_header(message_of(ctx, s), name, value);
     return carry_on(s, SMFIP_NR_HDR);
 }
 
 static sfsistat on_eoh(SMFICTX *ctx)
 {
     struct session *s = session_of(ctx);
-    char err[ERRLEN];
-    if (!s || !s->run)
-        return carry_on(s, SMFIP_NR_EOH);
-    plan(ctx, s);
-    if (s->spooling && !s->spool_failed && spool_write(s->spool, "\r\n", 2, err, sizeof err) < 0) {
-        log_error("spool: queue=%s %s", queue_id(ctx, s), err);
-        s->spool_failed = true;
-    }
+    message_eoh(message_of(ctx, s));
     return carry_on(s, SMFIP_NR_EOH);
 }
 
 static sfsistat on_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 {
     struct session *s = session_of(ctx);
-    char err[ERRLEN];
-    if (s && s->spooling && !s->spool_failed && spool_write(s->spool, chunk, len, err, sizeof err) < 0) {
-        log_error("spool: queue=%s %s", queue_id(ctx, s), err);
-        s->spool_failed = true;
-    }
+    message_body(s ? s->msg : NULL, chunk, len);
     return carry_on(s, SMFIP_NR_BODY);
-}
-
-/* Removes every routing header the client sent (last first, so the indexes hold). */
-static void remove_routing_headers(SMFICTX *ctx, struct session *s)
-{
-    for (int i = s->routing_headers; i >= 1; i--)
-        smfi_chgheader(ctx, (char *)s->pol->routing_header, i, NULL);
-}
-
-/* Names each next hop in a routing header. */
-static void write_headers(SMFICTX *ctx, struct session *s)
-{
-    const char *hdr = s->pol->routing_header;
-    for (size_t i = 0; i < s->n; i++) {
-        struct route_rcpt *r = &s->rcpts[i];
-        bool first = r->hop && r->action == ACTION_HEADER;
-        for (size_t j = 0; first && j < i; j++)
-            first = !(s->rcpts[j].hop == r->hop && s->rcpts[j].action == ACTION_HEADER);
-        if (first)
-            smfi_addheader(ctx, (char *)hdr, r->hop->id);
-    }
 }
 
 static void progress(void *ctx) { smfi_progress(ctx); }
 
-static const char *outcome_name(enum route_outcome o)
-{
-    static const char *const names[] = { "continue", "discard", "quarantine", "tempfail", "reject" };
-    return names[o];
-}
-
-static sfsistat apply(SMFICTX *ctx, struct session *s, const struct route_result *res)
-{
-    char code[4] = "451", xcode[16] = "4.4.2";
-    const char *text = res->reply;
-    switch (res->outcome) {
-    case ROUTE_CONTINUE:
-        return SMFIS_CONTINUE;
-    case ROUTE_DISCARD:
-        return SMFIS_DISCARD;
-    case ROUTE_QUARANTINE:
-        smfi_quarantine(ctx, (char *)res->reason);
-        return SMFIS_CONTINUE;
-    case ROUTE_TEMPFAIL:
-    case ROUTE_REJECT:
-        if (strlen(text) > 4 && (text[0] == '4' || text[0] == '5') && text[3] == ' ') {
-            memcpy(code, text, 3);
-            text += 4;
-            size_t x = strspn(text, "0123456789.");
-            if (x > 0 && x < sizeof xcode && text[x] == ' ') {
-                memcpy(xcode, text, x);
-                xcode[x] = '\0';
-                text += x + 1;
-            } else {
-                snprintf(xcode, sizeof xcode, "%c.0.0", code[0]);
-            }
-        }
-        if (res->outcome == ROUTE_TEMPFAIL)
-            memcpy(code, "451", 3), memcpy(xcode, "4.4.2", 6);
-        smfi_setreply(ctx, code, xcode, (char *)(*text ? text : "Next hop refused the message"));
-        return code[0] == '5' ? SMFIS_REJECT : SMFIS_TEMPFAIL;
-    }
-    return SMFIS_TEMPFAIL;
-}
-
 static sfsistat on_eom(SMFICTX *ctx)
 {
     struct session *s = session_of(ctx);
-    struct route_result res = { 0 };
-    if (!s || !s->run)
-        return SMFIS_CONTINUE;
-    plan(ctx, s);
-    remove_routing_headers(ctx, s);   /* on every path: whatever follows may trust the header */
-    if (s->spool_failed) {
-        message_reset(s);
-        return reply(ctx, "451", "4.3.0", "Temporary failure while storing the message, try again later");
-    }
-    struct route_msg m = { s->rcpts, s->n, s->sender, queue_id(ctx, s), s->spool };
-    sfsistat st = SMFIS_CONTINUE;
-    char reason[512];
-    bool routed = false;
-    for (size_t i = 0; i < s->n; i++)
-        routed |= s->rcpts[i].hop != NULL;
-    if (route_wants_quarantine(&m, reason, sizeof reason)) {
-        smfi_quarantine(ctx, reason);
-        res.outcome = ROUTE_QUARANTINE;
-        snprintf(res.reason, sizeof res.reason, "%s", reason);
-    } else if (routed) {
-        write_headers(ctx, s);
-        if (route_needs_body(&m)) {
-            route_relay(s->pol, s->run->remotes, &m, progress, ctx, &res);
-            for (size_t i = 0; i < s->n; i++)
-                if (s->rcpts[i].code / 100 == 2 && res.outcome != ROUTE_DISCARD)
-                    smfi_delrcpt(ctx, s->rcpts[i].raw);
-        }
-        st = apply(ctx, s, &res);
-    }
-    log_info("eom: queue=%s rcpts=%zu delivered=%zu outcome=%s ms=%ld%s%s%s", queue_id(ctx, s), s->n,
-             res.delivered, outcome_name(res.outcome), (long)(now_ms() - s->started),
-             *res.reason ? " reason=\"" : "", res.reason, *res.reason ? "\"" : "");
-    message_reset(s);
+    const struct eom_result *r = message_eom(message_of(ctx, s), progress, ctx);
+    for (size_t i = 0; i < r->n_remove; i++)
+        smfi_chgheader(ctx, (char *)r->remove[i].name, r->remove[i].index, NULL);
+    for (size_t i = 0; i < r->n_add; i++)
+        smfi_addheader(ctx, (char *)r->add[i].name, (char *)r->add[i].value);
+    for (size_t i = 0; i < r->n_rcpts; i++)
+        if (r->rcpts[i].delete_from_mta)
+            smfi_delrcpt(ctx, (char *)r->rcpts[i].raw);
+    if (*r->quarantine)
+        smfi_quarantine(ctx, (char *)r->quarantine);
+    if (*r->log)
+        log_msg(r->log_level, "%s", r->log);
+    sfsistat st = r->reply.code ? set_reply(ctx, &r->reply) : r->discard ? SMFIS_DISCARD : SMFIS_CONTINUE;
+    if (s)
+        message_end(s);
     return st;
 }
 
@@ -419,7 +201,7 @@ static sfsistat on_abort(SMFICTX *ctx)
 {
     struct session *s = session_of(ctx);
     if (s)
-        message_reset(s);
+        message_end(s);
     return SMFIS_CONTINUE;
 }
 
@@ -427,7 +209,7 @@ static sfsistat on_close(SMFICTX *ctx)
 {
     struct session *s = session_of(ctx);
     if (s) {
-        message_reset(s);
+        message_end(s);
         free(s);
         smfi_setpriv(ctx, NULL);
     }

@@ -36,6 +36,9 @@ enum metrics_event {
     METRICS_SOCKETMAP_PERM,      /* socketmap answered PERM (bad request) */
     METRICS_RELOAD_OK,           /* SIGUSR1 swapped in a new config */
     METRICS_RELOAD_FAILED,       /* SIGUSR1 found an invalid config */
+    METRICS_RCPT_WOULD_REJECT,   /* session.rcpt.mode = report: accepted, enforce would say 550 */
+    METRICS_RCPT_WOULD_TEMPFAIL, /* session.rcpt.mode = report: accepted, enforce would say 451 */
+    METRICS_RCPT_ACCEPT_ON_ERROR,/* session.rcpt.on-error = accept: accepted after a failed lookup */
     METRICS_EVENT_COUNT
 };
 

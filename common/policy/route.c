@@ -29,6 +29,8 @@ int route_plan(const struct policy *pol, const struct list_env *env, const struc
         rc_->action = ACTION_HEADER;
         if (!*v.v[RV_RCPT_DOMAIN])   /* <Postmaster>: the MTA's own, it qualifies and delivers it */
             continue;
+        if (rc_->unverified)   /* no "yes" from the store: not ours to deliver there */
+            continue;
         if (rule_eval(pol->next_hop, &v, env, &hop, err, errlen) < 0)
             rc = -1;
         rc_->hop = hop.is_false ? NULL : hop.remote;
@@ -88,12 +90,15 @@ static void relay_group(struct remote_set *remotes, struct route_msg *m,
         request_fail_pending(rr, n, hop->id, err);
     for (size_t j = 0; j < n; j++) {
         struct route_rcpt *t = &m->rcpts[idx[j]];
+        char line[sizeof rr[j].reply];
         t->code = rr[j].code ? rr[j].code : 451;
-        snprintf(t->reply, sizeof t->reply, "%s", rr[j].reply);
+        snprintf(line, sizeof line, "%s", rr[j].reply);
+        if (reply_parse(&t->reply, line) < 0)   /* no code in front: keep the text whole */
+            reply_set(&t->reply, t->code, NULL, "%s", line);
         log_info("relay: queue=%s rcpt=<%s> remote=%s result=%s ms=%ld reply=\"%s\"",
                  m->queue_id ? m->queue_id : "-", t->addr, hop->id,
                  t->code / 100 == 2 ? "delivered" : t->code / 100 == 5 ? "refused" : "deferred",
-                 (long)(now_ms() - start), t->reply);
+                 (long)(now_ms() - start), line);
         metrics_relay_rcpt(hop->id, t->code); /* ops: stats */
     }
     metrics_relay_time(hop->id, (long)(now_ms() - start)); /* ops: stats */
@@ -128,13 +133,15 @@ static void decide(const struct policy *pol, struct route_msg *m, struct route_r
         res->outcome = res->delivered == m->n ? ROUTE_DISCARD : ROUTE_CONTINUE;
         return;
     }
-    snprintf(res->reply, sizeof res->reply, "%s", first_bad->reply);
+    res->reply = first_bad->reply;
     if (refused == m->n) {
         res->outcome = ROUTE_REJECT;
         return;
     }
+    char line[sizeof first_bad->reply.text + 32];
+    reply_format(&first_bad->reply, line, sizeof line);
     snprintf(res->reason, sizeof res->reason, "relay to %s failed for <%s>: %s",
-             first_bad->hop->id, first_bad->addr, first_bad->reply);
+             first_bad->hop->id, first_bad->addr, line);
     switch (pol->on_tempfail) {
     case ON_TEMPFAIL_QUARANTINE: res->outcome = ROUTE_QUARANTINE; break;
     case ON_TEMPFAIL_TEMPFAIL: res->outcome = ROUTE_TEMPFAIL; break;

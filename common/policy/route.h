@@ -16,6 +16,7 @@
 #include "addr.h"
 #include "lists.h"
 #include "policy.h"
+#include "reply.h"
 #include "rules.h"
 
 struct spool;
@@ -24,10 +25,12 @@ struct remote_set;
 struct route_rcpt {
     char *raw;                     /* as the MTA gave it, for smfi_delrcpt */
     char addr[ADDR_MAX + 1];       /* normalized */
+    bool unverified;               /* accepted at RCPT without a "yes" (session.rcpt.mode =
+                                      report, on-error = accept): never given a next hop */
     const struct remote_def *hop;  /* NULL = left to the MTA (next-hop false) */
     enum routing_action action;
     int code;                      /* relay outcome: 0 not relayed, else SMTP code */
-    char reply[256];
+    struct reply reply;            /* relay outcome: the next hop's reply (or our error) */
 };
 
 struct route_msg {
@@ -49,15 +52,16 @@ enum route_outcome {
 struct route_result {
     enum route_outcome outcome;
     char reason[512];        /* for quarantine and logs */
-    char reply[256];         /* for reject/tempfail: "550 5.1.1 text" */
+    struct reply reply;      /* for reject/tempfail: the first failed recipient's reply */
     size_t delivered;        /* recipients delivered by relay */
 };
 
 /*
  * Evaluates queue.outbound.next-hop and routing.action for every recipient.
  * vars holds the message-level variables; rcpt/rcpt-domain are set per
- * recipient inside. Returns -1 if a rule's list lookup failed (the rule
- * still gave a value; err says which).
+ * recipient inside. <Postmaster> and unverified recipients get no next hop
+ * (the MTA delivers them by its own route). Returns -1 if a rule's list
+ * lookup failed (the rule still gave a value; err says which).
  */
 int route_plan(const struct policy *pol, const struct list_env *env, const struct rule_vars *vars,
                struct route_msg *m, char *err, size_t errlen);
