@@ -1,6 +1,7 @@
 /*
  * cli.c - the one-shot modes: -n (check config), -q (one remote lookup),
- * -t (what the rules decide for a recipient), -V (versions).
+ * -t (what the rules decide for a recipient: validation, next hop, action,
+ * session.rcpt.mode and on-error, one line each), -V (versions).
  * Exit codes of -q: 0 yes, 1 no, 75 error, 78 bad config (DESIGN.md).
  */
 #include <gnutls/gnutls.h>
@@ -21,6 +22,7 @@
 #include "lookup.h"
 #include "pool.h"
 #include "milter.h"
+#include "rcpt.h"
 #include "lists_pg.h"
 #include "redis.h"
 #include "route.h"
@@ -200,6 +202,12 @@ int cli_test(const char *file, const char *rcpt, const char *sender, char **xvar
     static const char *const actions[] = { "header", "relay", "quarantine" };
     printf("next-hop: %s\n", rr.hop ? rr.hop->id : "false");
     printf("action: %s\n", actions[rr.action]);
+
+    struct rcpt_enforcement enf;
+    if (rcpt_enforcement(&cfg->policy, &env, &vars, &enf, err, sizeof err) < 0)
+        fprintf(stderr, "milter-nexthop: a list lookup failed while evaluating rules: %s\n", err);
+    printf("mode: %s\n", enf.mode == RCPT_MODE_REPORT ? "report" : "enforce");
+    printf("on-error: %s\n", enf.on_error == RCPT_ON_ERROR_ACCEPT ? "accept" : "tempfail");
     runtime_unref(run);
     rc = 0;
 out:

@@ -84,6 +84,8 @@ const struct key_def config_schema[] = {
     { "session.rcpt.lookup.domains", K_RULE, NULL, G(policy.rcpt_lookup_domains), .rule_kind = RULE_LIST_OR_FALSE, .help = "(rule) list of domains whose recipients are validated; unset = all" },
     { "session.rcpt.lookup.addresses", K_RULE, NULL, G(policy.rcpt_lookup_addresses), .rule_kind = RULE_LIST_OR_FALSE, .help = "(rule) list that holds existing recipients, e.g. remote/lmtp" },
     { "session.rcpt.skip-authenticated", K_BOOL, "true", G(policy.skip_authenticated), .help = "no validation for authenticated senders" },
+    { "session.rcpt.mode", K_RULE, "enforce", G(policy.rcpt_mode), .rule_kind = RULE_RCPT_MODE, .help = "(rule) enforce | report: report only logs and counts what would be refused, and accepts" },
+    { "session.rcpt.on-error", K_RULE, "tempfail", G(policy.rcpt_on_error), .rule_kind = RULE_RCPT_ON_ERROR, .help = "(rule) tempfail | accept: what a failed lookup does (451 4.4.3, or accept the recipient)" },
 
     { "queue", K_GROUP, NULL, .help = "queue" },
     { "queue.outbound", K_GROUP, NULL, .help = "outbound routing" },
