@@ -10,12 +10,12 @@
  * MTA's socket, so on ours we ask for an immediate ACK (TCP_QUICKACK) after
  * every read: the MTA's next packet leaves at once.
  *
- * libmilter owns accept() and read() of its connections, so this file
- * interposes both (the executable's definitions take precedence over
- * libc's for libmilter's calls): accept() marks the TCP connections it
- * returns and turns Nagle off on them; read() re-arms TCP_QUICKACK on
- * marked descriptors. Everything else passes straight to the system call.
- * Unix-socket milters are untouched.
+ * These are libmilter's accept(), read() and close() (see
+ * libmilter_hooks.h): accept() turns Nagle off on the TCP connections it
+ * returns and marks them, read() re-arms TCP_QUICKACK on marked
+ * descriptors, close() forgets the mark. Unix-socket milters, and every
+ * read() outside libmilter, are untouched.
+ * Must not: change what the calls return.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -23,19 +23,17 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
+
+#include "libmilter_hooks.h"
 
 #define MAX_TRACKED_FD 65536
 
 static atomic_bool tcp_milter_fd[MAX_TRACKED_FD];
 
-int accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
-ssize_t read(int fd, void *buf, size_t count);
-
-int accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
+int nexthop_libmilter_accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
 {
-    int fd = accept4(sockfd, addr, addrlen, 0);
+    int fd = accept(sockfd, addr, addrlen);
     if (fd < 0 || fd >= MAX_TRACKED_FD)
         return fd;
     int domain = 0, one = 1;
@@ -48,16 +46,21 @@ int accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
     return fd;
 }
 
-ssize_t read(int fd, void *buf, size_t count)
+ssize_t nexthop_libmilter_read(int fd, void *buf, size_t count)
 {
-    ssize_t n = syscall(SYS_read, fd, buf, count);
+    ssize_t n = read(fd, buf, count);
     if (n > 0 && fd >= 0 && fd < MAX_TRACKED_FD &&
         atomic_load_explicit(&tcp_milter_fd[fd], memory_order_relaxed)) {
         int saved = errno, one = 1;
-        /* The descriptor may have been closed and reused for a file: forget it then. */
-        if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one) != 0)
-            atomic_store_explicit(&tcp_milter_fd[fd], false, memory_order_relaxed);
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
         errno = saved;
     }
     return n;
+}
+
+int nexthop_libmilter_close(int fd)
+{
+    if (fd >= 0 && fd < MAX_TRACKED_FD)
+        atomic_store_explicit(&tcp_milter_fd[fd], false, memory_order_relaxed);
+    return close(fd);
 }
