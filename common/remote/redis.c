@@ -6,7 +6,9 @@
  * single-flight in cache.c already folds concurrent misses of one key.
  * Any failure drops the connection and marks Redis down until
  * `down_until`; that time is read without the lock, so while Redis is
- * down lookups skip it at the cost of one atomic load.
+ * down lookups skip it at the cost of one atomic load. The pause grows
+ * with each failure and only a command that succeeds ends it: a Redis
+ * that accepts connections but never answers (hung) is not "back".
  * Must not: block longer than REDIS_TIMEOUT_MS per call, log per lookup
  * while Redis is down (only the transitions), or store auth answers.
  */
@@ -126,13 +128,17 @@ static bool ensure_connected(void)
     }
     redisSetTimeout(rs.ctx, tv);
     metrics_count(METRICS_REDIS_CONNECT);
+    log_debug("cache.redis: connected to %s", rs.address);
+    return true;
+}
+
+/* A command got its answer: Redis works. Called with the lock held. */
+static void mark_up(void)
+{
     if (rs.down)
         log_info("cache.redis: %s is back", rs.address);
-    else
-        log_debug("cache.redis: connected to %s", rs.address);
     rs.down = false;
     rs.backoff_ms = 0;
-    return true;
 }
 
 static void clear_locked(void)
@@ -201,6 +207,7 @@ int redis_cache_get(const struct remote_def *r, enum lookup_kind kind, const cha
             mark_down(reply ? reply->str : rs.ctx->errstr);
         } else {
             asked = true;
+            mark_up();
             if (reply->type == REDIS_REPLY_STRING && reply->len == 1 &&
                 (reply->str[0] == '1' || reply->str[0] == '0'))
                 answer = reply->str[0] == '1';
@@ -226,10 +233,12 @@ void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const ch
     if (klen && atomic_load(&enabled) && ensure_connected()) {
         redisReply *reply = redisCommand(rs.ctx, "SET %b %s PX %lld", k, klen,
                                          answer == LOOKUP_YES ? "1" : "0", ttl);
-        if (!reply || reply->type == REDIS_REPLY_ERROR)
+        if (!reply || reply->type == REDIS_REPLY_ERROR) {
             mark_down(reply ? reply->str : rs.ctx->errstr);
-        else
+        } else {
+            mark_up();
             metrics_redis(r->id, METRICS_REDIS_STORE);
+        }
         if (reply)
             freeReplyObject(reply);
     }
