@@ -5,29 +5,28 @@
  * through lookup_run(): the pool and the hashed cache of that remote.
  *
  * One request per connection, as saslauthd does: read four counted
- * strings (bounded, with a timeout), answer "OK" or "NO reason", close.
- * When the password could not be checked (remote down, timeout) there is
- * no answer, which Cyrus SASL turns into a temporary failure.
- * Each connection runs on its own short-lived thread, at most
- * AUTHSVC_THREADS at once; further clients wait in the listen backlog.
- * The remote is taken from the current config per request, so a reload
- * applies; the socket path is fixed at start.
+ * strings (bounded, and complete within AUTHSVC_REQUEST_S of the
+ * connection, however slowly they trickle in), answer "OK" or "NO reason",
+ * close. When the password could not be checked (remote down, timeout)
+ * there is no answer, which Cyrus SASL turns into a temporary failure.
+ * Connections are served by acceptor.c: at most AUTHSVC_THREADS at once
+ * (further clients wait in the listen backlog), at most half of them from
+ * one peer uid. The remote is taken from the current config per request,
+ * so a reload applies; the socket is fixed at start (listener.c).
  * Must not: log or keep a password (buffers are wiped), or answer OK for
  * anything but a yes from the remote.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pthread.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "addr.h"
 #include "log.h"
 #include "lookup.h"
@@ -38,20 +37,27 @@
 #include "util.h"
 
 #define AUTHSVC_THREADS 32
-#define AUTHSVC_BACKLOG 64
-#define AUTHSVC_IO_TIMEOUT_S 10
+#define AUTHSVC_REQUEST_S 10
 
-static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t slot_free = PTHREAD_COND_INITIALIZER;
-static int busy;
-
-/* Reads until one whole request is parsed. Returns 1, 0 on EOF/timeout, -1 when malformed. */
-static int read_request(int fd, struct saslauthd_request *req, char *err, size_t errlen)
+/*
+ * Reads until one whole request is parsed, by the deadline. Returns 1, 0
+ * on EOF or timeout (err says which), -1 when malformed.
+ */
+static int read_request(int fd, int64_t deadline, struct saslauthd_request *req, char *err, size_t errlen)
 {
     unsigned char buf[SASLAUTHD_REQUEST_MAX];
     size_t len = 0;
     int rc = 0;
     for (;;) {
+        int64_t left = deadline - now_ms();
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready <= 0) {
+            set_error(err, errlen, "%s", ready == 0 ? "no complete request in time" : strerror(errno));
+            break;
+        }
         ssize_t got = read(fd, buf + len, sizeof buf - len);
         if (got < 0 && errno == EINTR)
             continue;
@@ -116,131 +122,33 @@ static void check_password(int fd, const struct saslauthd_request *req)
     runtime_unref(run);
 }
 
-static void *serve_client(void *arg)
+static void serve(int fd, void *arg)
 {
-    int fd = (int)(intptr_t)arg;
     struct saslauthd_request req;
     char err[ERRLEN];
-    int rc = read_request(fd, &req, err, sizeof err);
+    struct timeval tv = { .tv_sec = AUTHSVC_REQUEST_S };
+    int64_t deadline = now_ms() + AUTHSVC_REQUEST_S * 1000;
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);   /* the reply is one short write */
+    int rc = read_request(fd, deadline, &req, err, sizeof err);
     if (rc > 0) {
         check_password(fd, &req);
     } else if (rc < 0) {
         log_warning("auth-service: bad request dropped: %s", err);
         metrics_count(METRICS_AUTHSVC_BAD);
         send_reply(fd, false, "bad request");
+    } else if (now_ms() >= deadline) {
+        log_warning("auth-service: connection closed: no complete request within %d s", AUTHSVC_REQUEST_S);
     }
     saslauthd_request_clear(&req);
-    close(fd);
-    pthread_mutex_lock(&slots_lock);
-    busy--;
-    pthread_cond_signal(&slot_free);
-    pthread_mutex_unlock(&slots_lock);
-    return NULL;
 }
 
-static void set_timeouts(int fd)
+int authsvc_start(const struct listener *l, const struct nh_config *cfg, char *err, size_t errlen)
 {
-    struct timeval tv = { .tv_sec = AUTHSVC_IO_TIMEOUT_S };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-static void *accept_loop(void *arg)
-{
-    int lfd = (int)(intptr_t)arg;
-    for (;;) {
-        pthread_mutex_lock(&slots_lock);
-        while (busy >= AUTHSVC_THREADS)
-            pthread_cond_wait(&slot_free, &slots_lock);
-        busy++;
-        pthread_mutex_unlock(&slots_lock);
-        int fd;
-        do
-            fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
-        pthread_t tid;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (fd >= 0)
-            set_timeouts(fd);
-        if (fd < 0 || pthread_create(&tid, &attr, serve_client, (void *)(intptr_t)fd) != 0) {
-            log_error("auth-service: %s: %s", fd < 0 ? "accept" : "cannot start a thread", strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            pthread_mutex_lock(&slots_lock);
-            busy--;
-            pthread_mutex_unlock(&slots_lock);
-            sleep(1);
-        }
-        pthread_attr_destroy(&attr);
-    }
-    return NULL;
-}
-
-/* Removes a socket file left by a previous run; refuses one that still answers, or a non-socket. */
-static int clear_stale(const char *path, const struct sockaddr_un *sa)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return 0;
-    if (!S_ISSOCK(st.st_mode)) {
-        log_error("auth-service.socket: %s exists and is not a socket", path);
+    const struct acceptor_limits lim = { .total = AUTHSVC_THREADS, .per_uid = AUTHSVC_THREADS / 2,
+                                         .wait_for_slot = true };
+    if (acceptor_start(l, "auth-service", &lim, serve, NULL, err, errlen) < 0)
         return -1;
-    }
-    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool alive = probe >= 0 && connect(probe, (const struct sockaddr *)sa, sizeof *sa) == 0;
-    if (probe >= 0)
-        close(probe);
-    if (alive) {
-        log_error("auth-service.socket: %s is in use by another process", path);
-        return -1;
-    }
-    unlink(path);
-    return 0;
-}
-
-static void set_owner(const char *path, const struct nh_config *cfg)
-{
-    if (chmod(path, (mode_t)cfg->socket_mode) != 0)
-        log_warning("auth-service.socket: chmod %s: %s", path, strerror(errno));
-    if (cfg->group) {
-        struct group *gr = getgrnam(cfg->group);
-        if (!gr || chown(path, (uid_t)-1, gr->gr_gid) != 0)
-            log_warning("auth-service.socket: cannot give %s to group %s: %s", path, cfg->group,
-                        gr ? strerror(errno) : "no such group");
-    }
-}
-
-int authsvc_start(const struct nh_config *cfg)
-{
-    const char *path = cfg->auth_service_socket;
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (!path)
-        return 0;
-    if (strlen(path) >= sizeof sa.sun_path) {
-        log_error("auth-service.socket: %s is longer than %zu bytes", path, sizeof sa.sun_path - 1);
-        return -1;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (clear_stale(path, &sa) < 0)
-        return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, AUTHSVC_BACKLOG) != 0) {
-        log_error("auth-service.socket: cannot listen on %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    set_owner(path, cfg);
-    pthread_t tid;
-    if (pthread_create(&tid, NULL, accept_loop, (void *)(intptr_t)fd) != 0) {
-        log_error("auth-service: cannot start its thread");
-        close(fd);
-        return -1;
-    }
-    pthread_detach(tid);
-    log_info("auth-service: saslauthd protocol on %s, passwords checked by %s", path,
+    log_info("auth-service: saslauthd protocol on %s, passwords checked by %s", l->path,
              cfg->auth_service_lookup);
     return 0;
 }

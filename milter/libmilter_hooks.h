@@ -8,6 +8,8 @@
  * calls libc as usual. Each behaves like the libc function it replaces
  * unless its file says otherwise.
  *   quickack.c: accept, read, close - TCP_NODELAY/TCP_QUICKACK on inet milter connections
+ *   listener.c: listen, unlink      - which descriptor is the listening socket; the socket
+ *                                     file is removed by us, and only while it is ours
  * Must not: be called by anything but libmilter.
  */
 #ifndef NEXTHOP_LIBMILTER_HOOKS_H
@@ -19,5 +21,8 @@
 int nexthop_libmilter_accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
 ssize_t nexthop_libmilter_read(int fd, void *buf, size_t count);
 int nexthop_libmilter_close(int fd);
+
+int nexthop_libmilter_listen(int sockfd, int backlog);
+int nexthop_libmilter_unlink(const char *path);
 
 #endif

@@ -1,13 +1,42 @@
 /*
- * services.c - start the optional listeners configured in the file
- * (see services.h). A service that cannot listen stops the start: an
- * administrator who configured it expects it to be there.
+ * services.c - open, start and clean up the optional listeners configured
+ * in the file (see services.h).
+ * Must not: start a service whose socket could not be opened.
  */
 #include "services.h"
 
-int services_start(const struct nh_config *cfg)
+static struct listener stats = { .fd = -1 }, socketmap = { .fd = -1 }, authsvc = { .fd = -1 };
+
+int services_open(const struct nh_config *cfg, char *err, size_t errlen)
 {
-    if (stats_start(cfg) < 0 || socketmap_start(cfg) < 0 || authsvc_start(cfg) < 0)
+    const struct listener_perm perm = { .mode = cfg->socket_mode, .group = cfg->group };
+    if (cfg->stats_listen &&
+        listener_open(&stats, "stats.listen", cfg->stats_listen, LISTEN_INET, NULL, err, errlen) < 0)
+        return -1;
+    if (cfg->socketmap_listen &&
+        listener_open(&socketmap, "socketmap.listen", cfg->socketmap_listen, LISTEN_UNIX | LISTEN_INET,
+                      &perm, err, errlen) < 0)
+        return -1;
+    if (cfg->auth_service_socket &&
+        listener_open(&authsvc, "auth-service.socket", cfg->auth_service_socket, LISTEN_UNIX, &perm,
+                      err, errlen) < 0)
         return -1;
     return 0;
+}
+
+int services_start(const struct nh_config *cfg, char *err, size_t errlen)
+{
+    if (stats.fd >= 0 && stats_start(&stats, cfg->stats_listen, err, errlen) < 0)
+        return -1;
+    if (socketmap.fd >= 0 && socketmap_start(&socketmap, cfg->socketmap_listen, err, errlen) < 0)
+        return -1;
+    if (authsvc.fd >= 0 && authsvc_start(&authsvc, cfg, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+void services_close(void)
+{
+    listener_remove(&socketmap);
+    listener_remove(&authsvc);
 }

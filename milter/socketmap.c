@@ -5,34 +5,29 @@
  * mailertable). What the answers are is decided in common/policy/nexthop_map.c;
  * this file only moves netstrings between sockets and that function.
  *
- * One acceptor thread, one thread per client connection (at most
- * MAX_CLIENTS). A client may send any number of requests on a connection
- * (Postfix keeps it open); it is closed after IDLE_MS without a request,
- * when a request does not complete within REQUEST_MS of its first byte, or
- * on a malformed frame (after a PERM reply). Every request reads
- * runtime_current(), so a SIGUSR1 reload applies to the next request.
- * Threads start with the signal mask of the caller, which blocks the
- * signals libmilter and the reload thread wait for.
+ * Connections are served by acceptor.c, one thread each: at most
+ * MAX_CLIENTS at once (more are closed at once), at most half of them from
+ * one peer uid on a unix socket. A client may send any number of requests
+ * on a connection (Postfix keeps it open); it is closed after IDLE_MS
+ * without a request, when a request does not complete within REQUEST_MS
+ * of its first byte however slowly it trickles in, or on a malformed frame
+ * (after a PERM reply). Every request reads runtime_current(), so a reload
+ * applies to the next request. The socket is opened by listener.c.
  *
  * Must not: decide anything about routing, or hold a config reference
  * between requests.
  */
 #include <errno.h>
-#include <grp.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "log.h"
 #include "milter.h"
 #include "netstring.h"
@@ -44,8 +39,6 @@
 #define IDLE_MS 120000      /* no request for this long: close */
 #define REQUEST_MS 10000    /* a started request or a reply must complete within this */
 #define BUF_SIZE (NEXTHOP_MAP_REQUEST_MAX + NETSTRING_OVERHEAD)
-
-static atomic_int clients;
 
 struct client {
     int fd;
@@ -186,158 +179,22 @@ static void serve(struct client *c)
     }
 }
 
-static void *client_thread(void *arg)
+static void serve_client(int fd, void *arg)
 {
-    struct client *c = arg;
-    serve(c);
-    close(c->fd);
-    free(c);
-    atomic_fetch_sub(&clients, 1);
-    return NULL;
-}
-
-static void start_client(int fd)
-{
-    pthread_t tid;
-    pthread_attr_t attr;
     int one = 1;
-    if (atomic_fetch_add(&clients, 1) >= MAX_CLIENTS) {
-        atomic_fetch_sub(&clients, 1);
-        log_warning("socketmap: %d clients already connected, refusing one more", MAX_CLIENTS);
-        close(fd);
-        return;
-    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* fails harmlessly on unix */
     struct client *c = xcalloc(1, sizeof *c);
     c->fd = fd;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&tid, &attr, client_thread, c) != 0) {
-        log_error("socketmap: cannot start a client thread: %s", strerror(errno));
-        close(fd);
-        free(c);
-        atomic_fetch_sub(&clients, 1);
-    }
-    pthread_attr_destroy(&attr);
+    serve(c);
+    free(c);
 }
 
-static void *accept_thread(void *arg)
+int socketmap_start(const struct listener *l, const char *spec, char *err, size_t errlen)
 {
-    int lfd = (int)(intptr_t)arg;
-    for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd >= 0) {
-            start_client(fd);
-        } else if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) {
-            log_error("socketmap: accept: %s", strerror(errno));
-            usleep(100000);   /* out of descriptors or memory: do not spin */
-        }
-    }
-    return NULL;
-}
-
-/* "inet:HOST:PORT" (HOST may be [v6]) -> bound socket. */
-static int listen_inet(const char *spec, char *err, size_t errlen)
-{
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || !colon[1] || (size_t)(colon - spec) >= sizeof host) {
-        set_error(err, errlen, "expected inet:ADDRESS:PORT");
+    const struct acceptor_limits lim = { .total = MAX_CLIENTS, .per_uid = MAX_CLIENTS / 2,
+                                         .wait_for_slot = false };
+    if (acceptor_start(l, "socketmap", &lim, serve_client, NULL, err, errlen) < 0)
         return -1;
-    }
-    snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE };
-    struct addrinfo *ai;
-    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
-    if (rc != 0) {
-        set_error(err, errlen, "%s", gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
-        set_error(err, errlen, "%s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    return fd;
-}
-
-/* True when something already answers on the unix socket path. */
-static bool unix_in_use(const struct sockaddr_un *sun)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool used = fd >= 0 && connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0;
-    if (fd >= 0)
-        close(fd);
-    return used;
-}
-
-static int listen_unix(const char *path, const struct nh_config *cfg, char *err, size_t errlen)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    struct stat st;
-    if (!*path || strlen(path) >= sizeof sun.sun_path) {
-        set_error(err, errlen, "bad socket path");
-        return -1;
-    }
-    memcpy(sun.sun_path, path, strlen(path) + 1);
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode) || unix_in_use(&sun)) {
-            set_error(err, errlen, "%s exists and is %s", path,
-                      S_ISSOCK(st.st_mode) ? "in use" : "not a socket");
-            return -1;
-        }
-        unlink(path);   /* a stale socket of an earlier run */
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, SOMAXCONN) < 0) {
-        set_error(err, errlen, "%s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    if (chmod(path, (mode_t)cfg->socket_mode) != 0)
-        log_warning("socketmap: chmod %s: %s", path, strerror(errno));
-    if (cfg->group) {
-        struct group *gr = getgrnam(cfg->group);
-        if (!gr || chown(path, (uid_t)-1, gr->gr_gid) != 0)
-            log_warning("socketmap: cannot give %s to group %s", path, cfg->group);
-    }
-    return fd;
-}
-
-int socketmap_start(const struct nh_config *cfg)
-{
-    const char *spec = cfg->socketmap_listen;
-    char err[ERRLEN];
-    pthread_t tid;
-    int fd;
-    if (!spec)
-        return 0;
-    if (strncmp(spec, "inet:", 5) == 0)
-        fd = listen_inet(spec + 5, err, sizeof err);
-    else if (strncmp(spec, "unix:", 5) == 0)
-        fd = listen_unix(spec + 5, cfg, err, sizeof err);
-    else
-        fd = -1, set_error(err, sizeof err, "expected inet:ADDRESS:PORT or unix:/path");
-    if (fd < 0) {
-        log_error("socketmap: cannot listen on %s: %s", spec, err);
-        return -1;
-    }
-    if (pthread_create(&tid, NULL, accept_thread, (void *)(intptr_t)fd) != 0) {
-        log_error("socketmap: cannot start the listener thread");
-        close(fd);
-        return -1;
-    }
-    pthread_detach(tid);
     log_info("socketmap: listening on %s (maps nexthop, mailertable)", spec);
     return 0;
 }

@@ -9,19 +9,17 @@
  * Must not: answer anything but GET/HEAD, keep a config reference past a
  * request, or block a mail thread.
  */
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
 #include "milter.h"
 #include "util.h"
 #include "services.h"
+#include "util.h"
 
 #ifdef NEXTHOP_HAVE_MICROHTTPD
 #include <microhttpd.h>
@@ -78,90 +76,30 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
                      "text/plain; version=0.0.4; charset=utf-8");
 }
 
-/* "ADDRESS:PORT", "[V6ADDRESS]:PORT" (an "inet:" prefix is allowed) -> host, port. */
-static int split_listen(const char *spec, char *host, size_t hlen, char *port, size_t plen)
+int stats_start(const struct listener *l, const char *spec, char *err, size_t errlen)
 {
-    if (strncmp(spec, "inet:", 5) == 0)
-        spec += 5;
-    const char *colon = strrchr(spec, ':');
-    if (!colon || !colon[1] || colon == spec)
-        return -1;
-    const char *h = spec;
-    size_t n = (size_t)(colon - spec);
-    if (*h == '[') {
-        if (colon[-1] != ']')
-            return -1;
-        h++;
-        n -= 2;
-    }
-    if (n == 0 || n >= hlen || strlen(colon + 1) >= plen)
-        return -1;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    snprintf(port, plen, "%s", colon + 1);
-    return 0;
-}
-
-/* A bound, listening TCP socket for `spec`; -1 after logging why. */
-static int open_listener(const char *spec, bool *ipv6_r)
-{
-    char host[256], port[16];
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *res;
-    if (split_listen(spec, host, sizeof host, port, sizeof port) < 0) {
-        log_error("stats.listen: '%s' is not ADDRESS:PORT", spec);
-        return -1;
-    }
-    int gai = getaddrinfo(host, port, &hints, &res);
-    if (gai != 0) {
-        log_error("stats.listen: %s: %s", spec, gai_strerror(gai));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, STATS_CONNECTIONS) != 0) {
-        log_error("stats.listen: cannot listen on %s: %s", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    *ipv6_r = res->ai_family == AF_INET6;
-    freeaddrinfo(res);
-    return fd;
-}
-
-int stats_start(const struct nh_config *cfg)
-{
-    if (!cfg->stats_listen)
-        return 0;
-    bool ipv6 = false;
-    int fd = open_listener(cfg->stats_listen, &ipv6);
-    if (fd < 0)
-        return -1;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+    unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+                         (l->family == AF_INET6 ? MHD_USE_IPv6 : 0);
     stats_daemon = MHD_start_daemon(flags, 0, NULL, NULL, answer, NULL,
                                     MHD_OPTION_EXTERNAL_LOGGER, stats_log, NULL,
-                                    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                                    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)l->fd,
                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned int)STATS_CONNECTIONS,
                                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)STATS_TIMEOUT_S,
                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)STATS_MEMORY,
                                     MHD_OPTION_END);
     if (!stats_daemon) {
-        log_error("stats.listen: cannot start the HTTP server on %s", cfg->stats_listen);
-        close(fd);
+        set_error(err, errlen, "stats.listen: cannot start the HTTP server on %s", spec);
         return -1;
     }
-    log_info("stats: serving Prometheus metrics at http://%s/metrics", cfg->stats_listen);
+    log_info("stats: serving Prometheus metrics at http://%s/metrics", spec);
     return 0;
 }
 
 #else /* no libmicrohttpd */
 
-int stats_start(const struct nh_config *cfg)
+int stats_start(const struct listener *l, const char *spec, char *err, size_t errlen)
 {
-    if (!cfg->stats_listen)
-        return 0;
-    log_error("stats.listen is configured but this build has no libmicrohttpd "
+    set_error(err, errlen, "stats.listen is configured but this build has no libmicrohttpd "
               "(install libmicrohttpd-dev and build again)");
     return -1;
 }

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# tests/daemon/lifecycle.sh - the daemon's start and end as an administrator
+# sees them: the pid file (no symlink followed, locked against a second
+# instance, removed at exit); without -f, every start failure reaches the
+# terminal with its exit status (69 socket, 73 pid file, 77 user) and exit 0
+# means the socket already answers; milter.group applies to the process
+# without milter.user; milter.log.syslog = false logs to stderr.
+# Must not: wait with fixed sleeps where a log line or an exit can be awaited.
+set -uo pipefail
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/rig.sh"
+. "$here/../lib/milter.sh"
+. "$here/../lib/check.sh"
+dir=$(mktemp -d /tmp/nexthop-lifecycle.XXXXXX)
+chmod 0755 "$dir"
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+now_ms() { echo $(( ${EPOCHREALTIME/[.,]/} / 1000 )); }
+# gone_within MS PID: true if PID has exited within MS milliseconds
+gone_within() {
+    local end=$(( $(now_ms) + $1 ))
+    while kill -0 "$2" 2>/dev/null; do
+        (( $(now_ms) >= end )) && return 1
+        sleep 0.02
+    done
+}
+# log_has SECONDS FILE PATTERN: waits until FILE has a line matching PATTERN
+log_has() { wait_for "$1" grep -q -- "$3" "$2"; }
+# start_fg NAME CONF SOCKET [ARGS...]: a foreground milter -> $pid, log $dir/NAME.log
+start_fg() {
+    local name=$1 conf=$2 sock=$3
+    shift 3
+    "$NEXTHOP_BIN" -c "$conf" -f -p "unix:$sock" "$@" >"$dir/$name.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    log_has 10 "$dir/$name.log" "started: socket" || { echo "$name did not start:"; cat "$dir/$name.log"; }
+}
+# answers SOCKET: a milter on SOCKET negotiates
+answers() {
+    "$RIG_PYTHON" - "$here" "$1" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+from milterclient import Milter
+m = Milter("unix:" + sys.argv[2], timeout=5)
+m.negotiate()
+m.close()
+EOF
+}
+
+echo 'milter = { log = { level = "info"; }; };' > "$dir/min.conf"
+
+# --- pid file ---------------------------------------------------------------
+echo "victim: must stay as it is" > "$dir/victim"
+ln -s "$dir/victim" "$dir/link.pid"
+timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -f -p "unix:$dir/s0.sock" -P "$dir/link.pid" >"$dir/out" 2>&1
+rc=$?
+check "pid file that is a symlink: refused with exit 73 (got $rc)" test "$rc" = 73
+check "... the message says why" grep -q "cannot open pid file $dir/link.pid: it is a symbolic link" "$dir/out"
+check "... the file it points to is untouched" grep -qx "victim: must stay as it is" "$dir/victim"
+
+start_fg first "$dir/min.conf" "$dir/s1.sock" -P "$dir/m.pid"
+first=$pid
+check "pid file holds the pid" eq "$(cat "$dir/m.pid" 2>/dev/null)" "$first"
+timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -f -p "unix:$dir/s2.sock" -P "$dir/m.pid" >"$dir/out" 2>&1
+rc=$?
+check "second instance with the same pid file: refused with exit 73 (got $rc)" test "$rc" = 73
+check "... the message names the running pid" \
+    grep -q "pid file $dir/m.pid is locked by a running milter-nexthop (pid $first)" "$dir/out"
+check "... the first one still answers" answers "$dir/s1.sock"
+check "... and its pid file still names it" eq "$(cat "$dir/m.pid" 2>/dev/null)" "$first"
+kill -TERM "$first"
+wait "$first"
+rc=$?
+check "SIGTERM: exit 0 (got $rc)" test "$rc" = 0
+check "... pid file removed" test ! -e "$dir/m.pid"
+check "... socket removed" test ! -e "$dir/s1.sock"
+
+# --- without -f: the outcome of the start reaches the terminal ---------------
+port=$(rig_free_port)
+"$RIG_PYTHON" -c "import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('127.0.0.1',$port));s.listen();time.sleep(60)" &
+holder=$!
+pids+=("$holder")
+rig_wait_port "$port" 5
+printf 'milter = { log = { level = "info"; }; };\nsocketmap = { listen = "inet:127.0.0.1:%s"; };\n' "$port" > "$dir/busy.conf"
+timeout 20 "$NEXTHOP_BIN" -c "$dir/busy.conf" -p "unix:$dir/d1.sock" >"$dir/out" 2>&1
+rc=$?
+kill "$holder"
+check "detached, socketmap port busy: exit 69 (got $rc)" test "$rc" = 69
+check "... with the reason on the terminal" grep -q "socketmap.listen: cannot listen on inet:127.0.0.1:$port" "$dir/out"
+check "... and no socket left behind" test ! -e "$dir/d1.sock"
+
+timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -p "unix:$dir/d2.sock" -P "$dir/no/such/dir/m.pid" >"$dir/out" 2>&1
+rc=$?
+check "detached, pid file directory missing: exit 73 (got $rc)" test "$rc" = 73
+check "... with the reason on the terminal" grep -q "cannot open pid file $dir/no/such/dir/m.pid" "$dir/out"
+
+timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -p "unix:$dir/d3.sock" -u no-such-user-here >"$dir/out" 2>&1
+rc=$?
+check "detached, unknown user: exit 77 (got $rc)" test "$rc" = 77
+check "... with the reason on the terminal" grep -q "no such user: no-such-user-here" "$dir/out"
+
+timeout 20 "$NEXTHOP_BIN" -c "$dir/min.conf" -p "unix:$dir/d4.sock" -P "$dir/d4.pid" >"$dir/out" 2>&1
+rc=$?
+dpid=$(cat "$dir/d4.pid" 2>/dev/null)
+[[ -n $dpid ]] && pids+=("$dpid")
+check "detached, good start: exit 0 (got $rc) and nothing on the terminal" test "$rc" = 0 -a ! -s "$dir/out"
+check "... the socket answers as soon as the start returned" answers "$dir/d4.sock"
+check "... the pid file names the daemon" kill -0 "${dpid:-none}"
+[[ -n $dpid ]] && kill -TERM "$dpid"
+check "... and SIGTERM stops it" gone_within 10000 "${dpid:-0}"
+
+# milter.log.syslog = false: a detached daemon logs to the stderr it was given
+printf 'milter = { log = { level = "info"; syslog = false; }; };\n' > "$dir/stderr.conf"
+timeout 20 "$NEXTHOP_BIN" -c "$dir/stderr.conf" -p "unix:$dir/d5.sock" -P "$dir/d5.pid" 2>"$dir/d5.err"
+rc=$?
+dpid=$(cat "$dir/d5.pid" 2>/dev/null)
+[[ -n $dpid ]] && pids+=("$dpid")
+check "log.syslog = false, detached: started (exit $rc)" test "$rc" = 0
+check "... its log lines go to stderr" log_has 5 "$dir/d5.err" "info: started: socket unix:$dir/d5.sock"
+[[ -n $dpid ]] && kill -TERM "$dpid"
+check "... including the stop" log_has 10 "$dir/d5.err" "info: stopped"
+
+# --- identity: milter.group without milter.user ------------------------------
+printf 'milter = { group = "nogroup"; log = { level = "info"; }; };\n' > "$dir/group.conf"
+start_fg group "$dir/group.conf" "$dir/g.sock"
+gid=$(awk '/^Gid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+check "milter.group without milter.user: the process runs with that group (gid $gid)" \
+    eq "$gid" "$(getent group nogroup | cut -d: -f3)"
+check "... and the socket has it" eq "$(stat -c %G "$dir/g.sock")" nogroup
+
+echo "lifecycle: $fails failure(s)"
+exit $(( fails > 0 ))
