@@ -26,6 +26,7 @@
 #include "log.h"
 #include "message.h"
 #include "milter.h"
+#include "stop.h"
 #include "util.h"
 
 struct session {
@@ -33,6 +34,7 @@ struct session {
     struct client_info client;
     struct nh_runtime *run;       /* config + remotes of the message, taken at MAIL FROM */
     struct message *msg;          /* the message in progress */
+    bool in_flight;               /* counted by stop.c, so a graceful stop waits for it */
 };
 
 static struct session *session_of(SMFICTX *ctx) { return smfi_getpriv(ctx); }
@@ -77,6 +79,9 @@ static void message_end(struct session *s)
     s->msg = NULL;
     runtime_unref(s->run);
     s->run = NULL;
+    if (s->in_flight)
+        stop_message_end();
+    s->in_flight = false;
 }
 
 /* Gives the MTA a reply of the core's; returns the status that goes with it. */
@@ -136,7 +141,8 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
     struct answer a;
     const char *auth = smfi_getsymval(ctx, (char *)"{auth_authen}");
     message_end(s);
-    s->run = runtime_current();
+    s->in_flight = stop_message_begin();   /* false once stopping: no config, so RCPT gets 451 */
+    s->run = s->in_flight ? runtime_current() : NULL;
     s->msg = message_begin(s->run ? &s->run->cfg->policy : NULL, s->run ? s->run->remotes : NULL,
                            &s->client, argv, auth ? auth : "", &a);
     log_answer(&a);

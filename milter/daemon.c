@@ -11,10 +11,13 @@
  * daemon that serves, and a failure always reaches the terminal:
  *   78 config, 73 pid file, 69 a socket or service, 77 user or group, 71 fork.
  *
- * SIGUSR1 reloads: the new config is fully validated before it is swapped
- * in; an invalid one is logged and ignored. libmilter owns SIGHUP, SIGTERM
- * and SIGINT (stop).
- * Must not: report success before the daemon serves.
+ * Signals are ours, not libmilter's (stop.c): SIGUSR1 and SIGHUP reload
+ * (the new config is fully validated before it is swapped in; an invalid
+ * one is logged and ignored); SIGTERM and SIGINT stop gracefully: no new
+ * connections, messages in flight get routing.timeout + STOP_MARGIN_MS to
+ * end; a second one stops at once.
+ * Must not: report success before the daemon serves, or exit while it
+ * could still finish a message inside the bound.
  */
 #include <errno.h>
 #include <libmilter/mfapi.h>
@@ -35,7 +38,11 @@
 #include "pidfile.h"
 #include "privileges.h"
 #include "services.h"
+#include "stop.h"
 #include "util.h"
+
+/* The drain after SIGTERM: routing.timeout plus the longest RCPT lookup and some slack. */
+#define STOP_MARGIN_MS 30000
 
 static void reload(const char *file, int sig)
 {
@@ -57,6 +64,15 @@ static void reload(const char *file, int sig)
     log_info("reload: %s loaded in %ld ms (%s)", file, (long)(now_ms() - start), strsignal(sig));
 }
 
+/* How long messages in flight may take to end once a stop begins. */
+static int64_t drain_ms(void)
+{
+    struct nh_runtime *run = runtime_current();
+    int64_t ms = (run ? run->cfg->policy.routing_timeout_ms : 120000) + STOP_MARGIN_MS;
+    runtime_unref(run);
+    return ms;
+}
+
 static void daemon_signals(sigset_t *set)
 {
     sigemptyset(set);
@@ -70,14 +86,15 @@ static void *signal_thread(void *arg)
 {
     const char *file = arg;
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGUSR1);
+    daemon_signals(&set);
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
-        if (sig == SIGUSR1)
+        if (sig == SIGUSR1 || sig == SIGHUP)
             reload(file, sig);
+        else
+            stop_begin(drain_ms());
     }
     return NULL;
 }
@@ -141,6 +158,7 @@ static int serve(const struct options *opt, const struct nh_config *cfg)
         return fail(EX_CANTCREAT, err);
 
     pthread_t tid;
+    stop_init(&milter_socket);
     if (services_start(cfg, err, sizeof err) < 0)
         return fail(EX_UNAVAILABLE, err);
     if (pthread_create(&tid, NULL, signal_thread, (void *)opt->config_file) != 0)
@@ -150,9 +168,12 @@ static int serve(const struct options *opt, const struct nh_config *cfg)
     log_info("started: socket %s, config %s", conn, opt->config_file);
     detach_ready();
     int rc = smfi_main();
+    int left = stop_messages_left();
     log_info("stopped");
     clean_up();
-    return rc == MI_SUCCESS ? 0 : EX_SOFTWARE;
+    if (left > 0)
+        _exit(0);   /* worker threads are still in those messages: no exit handlers under them */
+    return rc == MI_SUCCESS || stop_listener_closed() ? 0 : EX_SOFTWARE;
 }
 
 int daemon_run(const struct options *opt)
@@ -160,8 +181,9 @@ int daemon_run(const struct options *opt)
     static char err[16384];
     sigset_t set;
     /*
-     * Block our signal and libmilter's before any thread starts: SIGUSR1 is
-     * waited for by our thread, SIGHUP/SIGTERM/SIGINT by libmilter's.
+     * Our signals wait from the start: blocked here (every thread inherits
+     * the mask), taken by the signal thread once the daemon serves, so a
+     * SIGTERM during the start is a graceful stop too.
      */
     daemon_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);

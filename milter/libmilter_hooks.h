@@ -10,11 +10,15 @@
  *   quickack.c: accept, read, close - TCP_NODELAY/TCP_QUICKACK on inet milter connections
  *   listener.c: listen, unlink      - which descriptor is the listening socket; the socket
  *                                     file is removed by us, and only while it is ours
+ *   stop.c:     poll, sigwait       - stopping the listener loop at once, and libmilter's
+ *                                     signal thread (the signals are ours, daemon.c)
  * Must not: be called by anything but libmilter.
  */
 #ifndef NEXTHOP_LIBMILTER_HOOKS_H
 #define NEXTHOP_LIBMILTER_HOOKS_H
 
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -24,5 +28,8 @@ int nexthop_libmilter_close(int fd);
 
 int nexthop_libmilter_listen(int sockfd, int backlog);
 int nexthop_libmilter_unlink(const char *path);
+
+int nexthop_libmilter_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+int nexthop_libmilter_sigwait(const sigset_t *set, int *sig);
 
 #endif

@@ -15,7 +15,8 @@
  * returns and marks them, read() re-arms TCP_QUICKACK on marked
  * descriptors, close() forgets the mark. Unix-socket milters, and every
  * read() outside libmilter, are untouched.
- * Must not: change what the calls return.
+ * Must not: change what the calls return (except accept's errno while the
+ * listener is being stopped, see stop.c).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "libmilter_hooks.h"
+#include "stop.h"
 
 #define MAX_TRACKED_FD 65536
 
@@ -34,7 +36,13 @@ static atomic_bool tcp_milter_fd[MAX_TRACKED_FD];
 int nexthop_libmilter_accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen)
 {
     int fd = accept(sockfd, addr, addrlen);
-    if (fd < 0 || fd >= MAX_TRACKED_FD)
+    if (fd < 0) {
+        /* the listener was shut down under libmilter's accept: make it try again, not give up */
+        if (stop_listener_closed())
+            errno = EAGAIN;
+        return fd;
+    }
+    if (fd >= MAX_TRACKED_FD)
         return fd;
     int domain = 0, one = 1;
     socklen_t len = sizeof domain;

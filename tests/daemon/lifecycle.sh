@@ -4,7 +4,10 @@
 # instance, removed at exit); without -f, every start failure reaches the
 # terminal with its exit status (69 socket, 73 pid file, 77 user) and exit 0
 # means the socket already answers; milter.group applies to the process
-# without milter.user; milter.log.syslog = false logs to stderr.
+# without milter.user; milter.log.syslog = false logs to stderr; SIGHUP
+# reloads; SIGTERM stops an idle daemon at once, and lets a message in
+# flight finish (new connections refused, new messages 451) before exiting;
+# a second SIGTERM stops at once.
 # Must not: wait with fixed sleeps where a log line or an exit can be awaited.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
@@ -133,6 +136,125 @@ gid=$(awk '/^Gid:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
 check "milter.group without milter.user: the process runs with that group (gid $gid)" \
     eq "$gid" "$(getent group nogroup | cut -d: -f3)"
 check "... and the socket has it" eq "$(stat -c %G "$dir/g.sock")" nogroup
+
+# --- signals -----------------------------------------------------------------
+# SIGTERM right after the start: libmilter alone took up to 5 s (its listener's poll)
+t0=$(now_ms)
+kill -TERM "$pid"
+gone_within 2000 "$pid"; rc=$?
+check "SIGTERM on an idle daemon: gone in $(( $(now_ms) - t0 )) ms (within 2 s)" test "$rc" = 0
+
+conf() { # HEADER
+    cat <<CONF
+milter = { log = { level = "debug"; }; };
+remote = { store = { address = "127.0.0.1"; port = 1; protocol = "lmtp"; tls = { enable = false; }; }; };
+queue = { outbound = { next-hop = "store"; }; };
+routing = { action = "header"; header = "$1"; timeout = "5s"; };
+CONF
+}
+conf X-Before > "$dir/sig.conf"
+start_fg hup "$dir/sig.conf" "$dir/h.sock"
+conf X-After > "$dir/sig.conf"
+kill -HUP "$pid"
+check "SIGHUP reloads the config" log_has 5 "$dir/hup.log" "reload: $dir/sig.conf loaded"
+check "... and the daemon keeps running" kill -0 "$pid"
+kill -TERM "$pid"
+wait "$pid"
+
+# Graceful stop: a message open across SIGTERM ends normally; meanwhile new
+# connections are refused and a new message on an open connection gets 451.
+conf X-Nexthop > "$dir/sig.conf"
+start_fg drain "$dir/sig.conf" "$dir/t.sock"
+"$RIG_PYTHON" - "$here" "$dir/t.sock" "$pid" "$dir/drain.log" <<'EOF'
+import os, signal, socket, sys, time
+sys.path.insert(0, sys.argv[1])
+from milterclient import Milter, MilterError
+sock, pid, log = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+fails = 0
+def case(ok, what):
+    global fails
+    fails += not ok
+    print("%s: %s" % ("PASS" if ok else "FAIL", what))
+def wait_log(text, secs=10):
+    end = time.time() + secs
+    while time.time() < end:
+        with open(log) as f:
+            if text in f.read():
+                return True
+        time.sleep(0.05)
+    return False
+inflight = Milter("unix:" + sock, timeout=20)
+inflight.start()
+inflight.mail("<s@example.net>", qid="INFLIGHT")
+r = inflight.rcpt("<alice@example.org>", qid="INFLIGHT")
+case(r.kind == "continue", "RCPT before the stop: %s" % r)
+idle = Milter("unix:" + sock, timeout=20)
+idle.start()
+os.kill(pid, signal.SIGTERM)
+case(wait_log("stopping: new milter connections are refused; 1 message(s) in flight"),
+     "SIGTERM with a message in flight: the stop is logged")
+try:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(sock)
+    s.close()
+    case(False, "a new connection during the stop is refused")
+except OSError as e:
+    case(True, "a new connection during the stop is refused (%s)" % e.strerror)
+try:
+    idle.mail("<s2@example.net>", qid="LATE")
+    r = idle.rcpt("<bob@example.org>", qid="LATE")
+    case(r.code == "451", "a message begun during the stop gets a temporary failure at RCPT: %s" % r)
+    idle.close()
+except (MilterError, OSError) as e:
+    case(False, "a message begun during the stop: %s" % e)
+try:
+    r = inflight.rcpt("<carol@example.org>", qid="INFLIGHT")
+    case(r.kind == "continue", "the message in flight takes another RCPT: %s" % r)
+    r, mods = inflight.message([("Subject", "in flight"), ("X-Nexthop", "forged")], b"body\r\n")
+    case(r.kind in ("continue", "accept") and ("addheader", b"X-Nexthop\0store\0") in mods,
+         "the message in flight ends normally, with its routing header: %s %s" % (r, mods))
+    inflight.close()
+except (MilterError, OSError) as e:
+    case(False, "the message in flight was cut: %s" % e)
+sys.exit(1 if fails else 0)
+EOF
+rc=$?
+check "graceful stop: every step as expected" test "$rc" = 0
+check "... the daemon exits once the message ended" gone_within 3000 "$pid"
+wait "$pid"; rc=$?
+check "... with exit 0 (got $rc)" test "$rc" = 0
+check "... having logged that nothing was left in flight" grep -q "stopping: no message in flight" "$dir/drain.log"
+
+# A second SIGTERM does not wait for the message in flight.
+start_fg twice "$dir/sig.conf" "$dir/w.sock"
+"$RIG_PYTHON" - "$here" "$dir/w.sock" "$pid" "$dir/twice.log" <<'EOF'
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from milterclient import Milter
+sock, pid, log = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+m = Milter("unix:" + sock, timeout=20)
+m.start()
+m.mail("<s@example.net>")
+m.rcpt("<alice@example.org>")
+os.kill(pid, signal.SIGTERM)
+end = time.time() + 10
+while "stopping: new milter" not in open(log).read() and time.time() < end:
+    time.sleep(0.05)
+try:
+    os.kill(pid, signal.SIGTERM)
+except ProcessLookupError:
+    pass
+end = time.time() + 5
+while time.time() < end:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.05)
+EOF
+check "a second SIGTERM stops at once, message still open" gone_within 2000 "$pid"
+check "... and says a message was cut" grep -q "stopping with 1 message(s) still in flight" "$dir/twice.log"
 
 echo "lifecycle: $fails failure(s)"
 exit $(( fails > 0 ))
