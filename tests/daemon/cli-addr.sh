@@ -31,11 +31,11 @@ check "-t '<test>': prints no decision" test ! -s "$dir/out"
 for pm in '<Postmaster>' '<postmaster>' '<POSTMASTER>'; do
     check "-t '$pm': exit 0" eq "$(run -t "$pm")" 0
     check "-t '$pm': not validated, left to the MTA" \
-        diff -u <(printf 'validation: none\nnext-hop: false\naction: header\n') "$dir/out"
+        diff -u <(printf 'validation: none\nnext-hop: false\naction: header\nmode: enforce\non-error: tempfail\n') "$dir/out"
 done
 check "-t '<alice@example.org>' (control): validated and routed" eq "$(run -t '<alice@example.org>')" 0
 check "-t '<alice@example.org>' (control): the output" \
-    diff -u <(printf 'validation: remote/store\nnext-hop: store\naction: relay\n') "$dir/out"
+    diff -u <(printf 'validation: remote/store\nnext-hop: store\naction: relay\nmode: enforce\non-error: tempfail\n') "$dir/out"
 
 check "-t with a quoted-pair escaping a non-ASCII character: exit 64" eq "$(run -t '"test\©"@example.org')" 64
 check "-t with a bidi override: exit 64" eq "$(run -t $'<ali\u202ece@example.org>')" 64

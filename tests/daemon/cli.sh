@@ -38,11 +38,11 @@ queue = { outbound = { next-hop = ( { if = "rcpt-domain"; in-list = "list/local"
 routing = { action = ( { if = "rcpt"; in-list = "list/vip"; then = "quarantine"; }, { else = "relay"; } ); };
 CONF
 "$NEXTHOP_BIN" -c "$dir/t.conf" -t '<alice@Example.org>' > "$dir/out" 2>&1
-diff -u <(printf 'validation: remote/store\nnext-hop: store\naction: relay\n') "$dir/out" && ok "-t local recipient" || bad "-t local recipient"
+diff -u <(printf 'validation: remote/store\nnext-hop: store\naction: relay\nmode: enforce\non-error: tempfail\n') "$dir/out" && ok "-t local recipient" || bad "-t local recipient"
 "$NEXTHOP_BIN" -c "$dir/t.conf" -t 'boss@example.org' > "$dir/out" 2>&1
 grep -qx 'action: quarantine' "$dir/out" && ok "-t vip is quarantined" || bad "-t vip: $(cat "$dir/out")"
 "$NEXTHOP_BIN" -c "$dir/t.conf" -t 'x@other.example' -x remote-ip=192.0.2.7 > "$dir/out" 2>&1
-diff -u <(printf 'validation: none\nnext-hop: out\naction: relay\n') "$dir/out" && ok "-t -x remote-ip CIDR" || bad "-t -x remote-ip"
+diff -u <(printf 'validation: none\nnext-hop: out\naction: relay\nmode: enforce\non-error: tempfail\n') "$dir/out" && ok "-t -x remote-ip CIDR" || bad "-t -x remote-ip"
 "$NEXTHOP_BIN" -c "$dir/t.conf" -t 'x@other.example' -x remote-ip=198.51.100.1 > "$dir/out" 2>&1
 grep -qx 'next-hop: false' "$dir/out" && ok "-t external recipient left to the MTA" || bad "-t external: $(cat "$dir/out")"
 expect_rc 64 "-t with an unknown -x variable" "$NEXTHOP_BIN" -c "$dir/t.conf" -t a@example.org -x colour=blue

@@ -14,19 +14,14 @@
 # those namespaces.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
+. "$here/../lib/harness.sh"
 if [[ ${NEXTHOP_DNS_NS:-} != 1 ]]; then
-    if ! unshare --net --mount -- true 2>/dev/null; then
-        echo "SKIP: private network and mount namespaces are not available (not root)"
-        exit 0
-    fi
+    unshare --net --mount -- true 2>/dev/null ||
+        skip "private network and mount namespaces are not available (not root)"
     exec unshare --net --mount -- env NEXTHOP_DNS_NS=1 bash "$0" "$@"
 fi
-. "$here/../lib/rig.sh"
-. "$here/../lib/milter.sh"
 . "$here/reliability.bash"
-TEST_DIR=$(mktemp -d /tmp/nexthop-dns.XXXXXX) && export TEST_DIR || exit 1
-chmod 755 "$TEST_DIR"
-trap 'rel_exit "$TEST_DIR"' EXIT
+harness_init dns
 TIMEOUT_MS=3000
 
 ip link set lo up || { echo "FAIL: cannot bring up the namespace's loopback"; exit 1; }
@@ -39,16 +34,10 @@ mount --bind "$TEST_DIR/resolv.conf" /etc/resolv.conf &&
 # Two mail stores, each only reachable through a name.
 fake_start slowstore normal || exit 1
 fake_start goodstore normal || exit 1
-"$RIG_PYTHON" "$here/fakedns.py" --log "$TEST_DIR/dns.log" \
+bg_start dns "$RIG_PYTHON" "$here/fakedns.py" --log "$TEST_DIR/dns.log" \
     --answer mail.good.test=127.0.0.1 --slow mail.slow.test=127.0.0.1@4 \
-    --silent mail.silent.test >"$TEST_DIR/dns.out" 2>&1 &
-FAKE_PID[dns]=$!   # stopped with the fakes
-for _ in $(seq 1 100); do
-    grep -q READY "$TEST_DIR/dns.out" && break
-    kill -0 "${FAKE_PID[dns]}" 2>/dev/null || break
-    sleep 0.05
-done
-grep -q READY "$TEST_DIR/dns.out" || { echo "FAIL: fakedns did not start: $(cat "$TEST_DIR/dns.out")"; exit 1; }
+    --silent mail.silent.test >"$TEST_DIR/dns.out" 2>&1
+wait_log "$TEST_DIR/dns.out" READY 5 || { echo "FAIL: fakedns did not start: $(cat "$TEST_DIR/dns.out")"; exit 1; }
 
 # limits.requests = 1: every lookup opens a new connection, so each one
 # needs the address again; catch-all = false: no probes besides our RCPTs.
@@ -146,10 +135,8 @@ check "slow: the store named mail.slow.test was reached with the late answer" \
     grep -q '^RCPT TO:<ok2@slow.test>' "$TEST_DIR/fake-slowstore.log"
 check "silent: the resolver never answering did not reach any store" \
     bash -c "! grep -q '^RCPT TO:<ok1@silent.test>' '$TEST_DIR/fake-goodstore.log'"
-if ((FAILS > 0)); then
+if ((fails > 0)); then
     echo "--- milter log ---"; grep -a 'lookup:\|rcpt:\|remote' "$MILTER_LOG" | cut -c1-300 | tail -30
     echo "--- resolver log ---"; cat "$TEST_DIR/dns.log"
 fi
-milter_stop || fail "the milter did not stop cleanly"
-echo "$FAILS failure(s)"
-exit $((FAILS > 0))
+finish

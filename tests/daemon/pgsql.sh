@@ -90,10 +90,10 @@ fi
 # -n and -t against the running server
 "$NEXTHOP_BIN" -c "$conf" -n >"$dir/out" 2>&1 && ok "-n accepts the postgresql config" || { bad "-n"; cat "$dir/out"; }
 "$NEXTHOP_BIN" -c "$conf" -t '<alice@Example.org>' >"$dir/out" 2>"$dir/err"
-diff -u <(printf 'validation: pg/users\nnext-hop: store\naction: header\n') "$dir/out" \
+diff -u <(printf 'validation: pg/users\nnext-hop: store\naction: header\nmode: enforce\non-error: tempfail\n') "$dir/out" \
     && ok "-t: a domain in the table routes to store" || { bad "-t in the list"; cat "$dir/err"; }
 "$NEXTHOP_BIN" -c "$conf" -t 'bob@other.example' >"$dir/out" 2>"$dir/err"
-diff -u <(printf 'validation: none\nnext-hop: false\naction: header\n') "$dir/out" \
+diff -u <(printf 'validation: none\nnext-hop: false\naction: header\nmode: enforce\non-error: tempfail\n') "$dir/out" \
     && ok "-t: a domain not in the table is left to the MTA" || { bad "-t not in the list"; cat "$dir/err"; }
 [[ -s $dir/err ]] && bad "-t printed errors: $(cat "$dir/err")"
 
