@@ -1,6 +1,8 @@
 /*
  * addr.c - envelope address normalization (see addr.h).
  * Written as a strict recognizer: it accepts only what it understands.
+ * Must not: look a domain up in DNS, log, or pass on anything it did not
+ * fully recognize.
  */
 #include "addr.h"
 

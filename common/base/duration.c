@@ -1,6 +1,7 @@
 /*
  * duration.c - parse and format durations (see duration.h).
  * Overflow and trailing garbage are errors; nothing is guessed.
+ * Must not: accept a negative, overflowing or unit-less combination.
  */
 #include "duration.h"
 

@@ -1,6 +1,7 @@
 /*
  * duration.h - "1d", "2h", "30m", "10s", "250ms", combinations such as
  * "1m30s", or a bare number of milliseconds.
+ * Must not: know which key a duration belongs to (the schema does).
  */
 #ifndef NEXTHOP_DURATION_H
 #define NEXTHOP_DURATION_H

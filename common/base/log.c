@@ -4,6 +4,7 @@
  * Thread-safe: each message is formatted into a local buffer and written
  * with one call, so lines from worker threads never interleave. Every line
  * is escaped here (str_escape), so no caller has to remember to.
+ * Must not: write a line unescaped, or split one message into two writes.
  */
 #include "log.h"
 

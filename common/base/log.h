@@ -5,6 +5,8 @@
  * One line per event; callers put the queue id, recipient, remote, outcome
  * and milliseconds in the line so an administrator can grep for them.
  * Never pass a secret (password, auth secret) to these functions.
+ * Must not: be handed a secret, or be the place where an error is decided
+ * (errors travel up as text, see util.h, and are logged once at the top).
  */
 #ifndef NEXTHOP_LOG_H
 #define NEXTHOP_LOG_H

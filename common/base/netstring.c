@@ -1,6 +1,7 @@
 /*
  * netstring.c - bounded netstring framing for the socketmap protocol
  * (netstring.h). Pure functions: no allocation, no I/O.
+ * Must not: allocate, do I/O, or look inside the payload.
  */
 #include "netstring.h"
 

@@ -1,6 +1,7 @@
 /*
  * spool.h - one message (headers + body) held for relaying: in memory up to
  * a bound, then in a private (0600, unlinked) temporary file.
+ * Must not: parse the message, or leave a named file behind.
  */
 #ifndef NEXTHOP_SPOOL_H
 #define NEXTHOP_SPOOL_H

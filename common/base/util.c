@@ -3,6 +3,8 @@
  * escaping for display (see util.h).
  * Allocation failure is fatal: a mail filter that half-works on OOM is worse
  * than one that exits and lets the MTA's milter_default_action apply.
+ * Must not: use log.h (log.c is built on this file), or return NULL from an
+ * x*alloc.
  */
 #include "util.h"
 

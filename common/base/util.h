@@ -6,6 +6,8 @@
  * Errors travel upward as text: a failing function writes a human message
  * into (char *err, size_t errlen) with set_error() and returns -1; the top
  * caller logs it once with the queue id and recipient.
+ * Must not: grow anything that knows mail, milters or the config; it is the
+ * bottom of base/.
  */
 #ifndef NEXTHOP_UTIL_H
 #define NEXTHOP_UTIL_H
