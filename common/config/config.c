@@ -1,15 +1,17 @@
 /*
  * config.c - load, check and free the configuration (see config.h).
  *
- * The schema below is the single source of truth for every key: its type,
- * default and one line of help. Loading walks the libconfig tree against
- * it (unknown keys and wrong types are errors with FILE:LINE), applies
- * defaults, copies values into struct nh_config / struct remote_def by
- * offset, then builds lists and parses rules, which resolve every name
- * they use. All errors are collected, not just the first.
+ * Loading walks the libconfig tree against the schema table (schema.c):
+ * unknown keys and wrong types are errors with FILE:LINE; values and
+ * defaults are stored into struct nh_config / remote_def / database_cfg by
+ * offset. Then secret files are read, lists and databases built, and rules
+ * parsed, which resolve every remote and list they name. All errors are
+ * collected, not just the first.
  *
- * Must not: open network connections (lists may open their databases;
- * pools belong to runtime.c), or keep secrets anywhere but remote_def.ep.auth_secret.
+ * Must not: connect to a remote host (pools belong to the runtime,
+ * runtime.h; only SQL lists open their databases, to check each query),
+ * repeat a default or an enum the schema holds, or keep a secret anywhere
+ * but the KF_SECRET fields (ep.auth_secret, database conninfo).
  */
 #include "config.h"
 

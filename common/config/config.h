@@ -1,15 +1,19 @@
 /*
  * config.h - the loaded configuration of milter-nexthop.
  *
- * One schema table in config.c (key, type, default, check, help) drives
+ * One schema table (schema.c: key, type, default, choices, help) drives
  * loading, defaults, validation, `-n` and the reference documentation.
- * A loaded config is immutable and reference-counted: the milter takes a
- * reference per connection, so a SIGUSR1 reload swaps in a new config while
- * messages in flight finish with the one they started with.
+ * A loaded config is immutable and reference-counted; the milter holds it
+ * through a runtime (runtime.h), one reference per message, so a SIGUSR1
+ * reload swaps in a new config while messages in flight finish with the
+ * one they started with.
  *
  * The config is data: lists (with their SQL handles) are built at load,
  * but pools and caches belong to the runtime built from it (runtime.h),
  * which a reload carries over for the remotes that did not change.
+ *
+ * Must not: hold runtime state (pools, caches, catch-all knowledge), be
+ * changed once loaded, or know libmilter.
  */
 #ifndef NEXTHOP_CONFIG_H
 #define NEXTHOP_CONFIG_H

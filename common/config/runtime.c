@@ -1,5 +1,7 @@
 /*
  * runtime.c - a config and the runtime of its remotes (runtime.h).
+ * Must not: load or check a file beyond calling config_load(), or free a
+ * config or remote set while a reference is out.
  */
 #include "runtime.h"
 

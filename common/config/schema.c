@@ -4,6 +4,8 @@
  * in, conf/milter-nexthop.conf, README's reference table and
  * contrib/milter-nexthop.conf.5 (tests/unit/test_schema_docs.c checks the
  * last three against this table).
+ * Must not: read the config file or walk libconfig's tree (config.c
+ * does), or write a default or a choice anywhere but in its row.
  */
 #include "schema.h"
 
