@@ -1,5 +1,6 @@
 /*
- * ops.c - names of the lookup kinds (ops.h).
+ * ops.c - names of the lookup kinds and protocols, both ways (ops.h).
+ * Must not: hold state, or know what a lookup does.
  */
 #include "ops.h"
 
