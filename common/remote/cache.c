@@ -43,9 +43,9 @@
  *     any answer that needed a fetch, whether fetched or shared). Evictions
  *     count entries pushed out by capacity, not expiries.
  *
- *     This file must not know what a key means, log, or call a remote
- *     itself: it only calls the fetch function it is given, never with a
- *     shard lock held, and never caches an error.
+ *     Must not: know what a key means, log, or call a remote itself: it
+ *     only calls the fetch function it is given, never with a shard lock
+ *     held, and never caches an error.
  */
 #include "cache.h"
 

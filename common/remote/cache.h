@@ -11,6 +11,9 @@
  *
  * Keys are opaque bytes (lookup.c builds them: kind + normalized address,
  * or kind + user + salted hash for auth).
+ *
+ * Must not: know what a key means, log, call a remote itself (the caller
+ * passes the fetch function), or cache an error.
  */
 #ifndef NEXTHOP_CACHE_H
 #define NEXTHOP_CACHE_H

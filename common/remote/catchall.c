@@ -2,6 +2,8 @@
  * catchall.c - catch-all domain knowledge of one remote (catchall.h).
  * One mutex guards the probe queue; the table of answers is a cache of
  * its own (domain -> yes/no) with the remote's TTLs.
+ * Must not: probe on the caller's thread, queue more than CATCH_ALL_QUEUE
+ * domains (a full queue drops the request), or cache a failed probe.
  */
 #include "catchall.h"
 

@@ -8,6 +8,9 @@
  * without asking; after a yes, has the domain probed. AUTH answers use
  * their own cache (ttl.auth; yes only, never stale). Logs one line per
  * lookup.
+ *
+ * Must not: cache an error, or let a password reach a cache key, a log
+ * line or Redis (an auth key holds a salted hash, and only locally).
  */
 #ifndef NEXTHOP_LOOKUP_H
 #define NEXTHOP_LOOKUP_H

@@ -1,6 +1,8 @@
 /*
  * remote_set.c - runtimes of the remotes of one config, carried over
  * across reloads (remote_set.h).
+ * Must not: read the config, or free a remote's runtime while another set
+ * still holds it.
  */
 #include "remote_set.h"
 
