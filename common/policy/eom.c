@@ -1,5 +1,7 @@
 /*
  * eom.c - what the MTA is told at end of message (eom.h).
+ * Must not: know libmilter, log (it fills the result's `eom:` line for the
+ * caller), or reach a next hop but through route_relay().
  */
 #include "eom.h"
 

@@ -9,6 +9,9 @@
  *   "remote/<id>"     the remote host's rcpt lookup, through its cache
  * Inline and file entries are compared case-insensitively.
  * list_contains is thread-safe.
+ *
+ * Must not: log, write to a database, or read the config file (the loader
+ * hands each list its definition).
  */
 #ifndef NEXTHOP_LISTS_H
 #define NEXTHOP_LISTS_H

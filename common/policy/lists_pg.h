@@ -7,6 +7,9 @@
  * `?` (as for sqlite); it is sent as `$1`. Any row means "in the list".
  * Built without libpq (NEXTHOP_HAVE_LIBPQ undefined), pg_list_new always
  * fails with "postgresql support is not built in".
+ *
+ * Must not: be used but through lists.c, log, put conninfo (it may hold a
+ * password) in an error, or write to the database.
  */
 #ifndef NEXTHOP_LISTS_PG_H
 #define NEXTHOP_LISTS_PG_H

@@ -1,5 +1,8 @@
 /*
  * message.c - one message through the filter (message.h).
+ * Must not: know libmilter, decide a RCPT answer or an end-of-message
+ * outcome itself (rcpt.c and eom.c do), or relay a header of the client's
+ * named routing.header.
  */
 #include "message.h"
 

@@ -1,6 +1,8 @@
 /*
  * nexthop_map.c - next hop of a recipient or domain as a Postfix transport
  * or a Sendmail mailertable value (nexthop_map.h).
+ * Must not: touch sockets, log, or spell a next hop that the MTA cannot
+ * reach as given (imap, or smtp over a unix socket for Postfix: an error).
  */
 #include "nexthop_map.h"
 

@@ -1,5 +1,7 @@
 /*
  * policy.c - ownership of the policy's lists and rules (policy.h).
+ * Must not: evaluate rules or consult lists (rules.c, lists.c do), or hold
+ * runtime state.
  */
 #include "policy.h"
 

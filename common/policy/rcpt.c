@@ -1,5 +1,7 @@
 /*
  * rcpt.c - the answer to one RCPT TO (rcpt.h).
+ * Must not: know libmilter, log (it fills the answer's line for the
+ * caller), or give an unverified recipient a next hop.
  */
 #include "rcpt.h"
 

@@ -1,5 +1,7 @@
 /*
  * received.c - our Received: trace line (received.h).
+ * Must not: ask the system for the time or host name, or write client text
+ * it has not checked.
  */
 #include "received.h"
 

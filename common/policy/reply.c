@@ -1,5 +1,6 @@
 /*
  * reply.c - SMTP replies as code, enhanced status code and text (reply.h).
+ * Must not: know libmilter, or log.
  */
 #include "reply.h"
 

@@ -1,5 +1,9 @@
 /*
  * route.c - next-hop decisions and relaying at end of message (route.h).
+ * Must not: know libmilter, count a recipient as delivered before its 2xx
+ * after the final dot, or hand one next hop the message more than once
+ * (one pool_relay() per next hop). Logs one `relay:` line per relayed
+ * recipient, nothing else.
  */
 #include "route.h"
 

@@ -5,7 +5,9 @@
  * Nothing is lost: a recipient counts as delivered only after the next hop
  * answered 2xx for it after the final dot; everything else stays in the
  * MTA's copy (or the whole copy is held, or the client is told to retry).
- * Knows nothing about libmilter; milter/ applies the outcome.
+ *
+ * Must not: know libmilter (eom.c turns the outcome into what milter/
+ * applies), or count a recipient as delivered before its 2xx.
  */
 #ifndef NEXTHOP_ROUTE_H
 #define NEXTHOP_ROUTE_H

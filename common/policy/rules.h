@@ -14,6 +14,9 @@
  * Parsing resolves every name a rule mentions (remote ids, lists) through
  * the loader's struct rule_names, so an undefined name is a load-time error
  * with FILE:LINE. Evaluation never allocates on the success path.
+ *
+ * Must not: allocate or log during evaluation, or look names up at
+ * evaluation time (they were resolved at load).
  */
 #ifndef NEXTHOP_RULES_H
 #define NEXTHOP_RULES_H

@@ -1,6 +1,8 @@
 /*
  * validate.c - recipient validation at RCPT time (see validate.h).
  * A failed lookup is never an answer: it is a temporary failure.
+ * Must not: know libmilter, log (lookup.c logs each remote lookup), or
+ * turn a failed lookup into an answer.
  */
 #include "validate.h"
 

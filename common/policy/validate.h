@@ -9,7 +9,10 @@
  * <Postmaster> (no domain, any case) is accepted without a lookup; any other
  * recipient without a domain is refused before (addr_normalize_rcpt()) and
  * is never looked up here.
- * Knows nothing about libmilter: the milter and `-t` both call it.
+ * Called for the milter (through rcpt.c) and for `-t` alike.
+ *
+ * Must not: know libmilter, or turn a failed lookup into an answer (it is
+ * a temporary failure).
  */
 #ifndef NEXTHOP_VALIDATE_H
 #define NEXTHOP_VALIDATE_H
