@@ -1,7 +1,8 @@
 /*
  * rcpt.c - the answer to one RCPT TO (rcpt.h).
  * Must not: know libmilter, log (it fills the answer's line for the
- * caller), or give an unverified recipient a next hop.
+ * caller), or evaluate session.rcpt.mode and on-error for a recipient
+ * that is accepted (the accepted path costs nothing more).
  */
 #include "rcpt.h"
 
