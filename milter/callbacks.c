@@ -14,6 +14,8 @@
  * reference on the runtime (config + remotes) current at MAIL FROM and
  * keeps it to the end, so a reload never changes the rules under a message
  * in flight.
+ * Must not: decide a reply, a header, a recipient's fate or a log line's
+ * text (common/policy does), or keep state anywhere but the session.
  */
 #include <arpa/inet.h>
 #include <libmilter/mfapi.h>

@@ -3,6 +3,9 @@
  * -t (what the rules decide for a recipient: validation, next hop, action,
  * session.rcpt.mode and on-error, one line each), -V (versions).
  * Exit codes of -q: 0 yes, 1 no, 75 error, 78 bad config (DESIGN.md).
+ * Must not: start the daemon or its listeners, relay mail, or keep the
+ * password of -q auth after the lookup (it is wiped); -t never asks the
+ * store about the recipient itself (validation is a dry run).
  */
 #include <gnutls/gnutls.h>
 #include <libconfig.h>

@@ -3,6 +3,8 @@
  *   run the milter (default), check the config (-n), one remote lookup (-q),
  *   print what the rules decide for a recipient (-t), version (-V).
  * The command line is pinned by DESIGN.md; exit codes follow sysexits.
+ * Must not: do the work of a mode itself (daemon.c and cli.c do), or
+ * change the command line DESIGN.md pins.
  */
 #include <getopt.h>
 #include <stdio.h>

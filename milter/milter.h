@@ -1,6 +1,7 @@
 /*
  * milter.h - what the parts of the daemon share: the current runtime
  * (config + remotes, swapped by a reload) and the entry points of each mode.
+ * Must not: hold mail logic or libmilter types; declarations only.
  */
 #ifndef NEXTHOP_MILTER_H
 #define NEXTHOP_MILTER_H

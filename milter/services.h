@@ -4,6 +4,9 @@
  * Postfix transport_maps / Sendmail mailertable), auth-service (saslauthd
  * protocol). Each reads runtime_current() per request, so a reload applies
  * to them too; their sockets are opened once, at start.
+ *
+ * Must not: block a mail thread, or keep a runtime reference between
+ * requests.
  */
 #ifndef NEXTHOP_SERVICES_H
 #define NEXTHOP_SERVICES_H
