@@ -4,6 +4,10 @@
 # accepts, and `cmake --install` (with DESTDIR) lays out the binary, the
 # man pages, the example config and the systemd unit where they belong.
 # (That conf(5) and README cover every schema key is tests/unit/test_schema_docs.c.)
+# And the code says what it is: every .c/.h under common/ and milter/ opens
+# with a header comment that names the file ("/*", " * name.c - what it is
+# for") and holds a "Must not:" line (its boundary), and README's "How the
+# code is laid out" names every layer folder of common/.
 # Must not: install anything outside a temporary DESTDIR.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
@@ -13,6 +17,40 @@ bin=${NEXTHOP_BIN:-$build/milter/milter-nexthop}
 . "$here/../lib/harness.sh"
 harness_init docs
 dir=$TEST_DIR
+
+# every source file opens with its header: the file's name, and what it must not do
+bare=()
+nfiles=0
+while IFS= read -r -d '' f; do
+    nfiles=$((nfiles + 1))
+    awk -v name="$(basename "$f")" '
+        NR == 1 { if ($0 != "/*") exit 1; next }
+        NR == 2 { if (index($0, " * " name " - ") != 1) exit 1; next }
+        /^ \*\/$/ { closed = 1; exit }
+        /^ \*[ ]+Must not: / { must = 1 }
+        END { exit !(closed && must) }' "$f" || bare+=("${f#"$src"/}")
+done < <(find "$src/common" "$src/milter" -name '*.[ch]' -print0 | sort -z)
+if [[ $nfiles -lt 50 ]]; then
+    bad "found only $nfiles source files under $src/common and $src/milter"
+elif [[ ${#bare[@]} -eq 0 ]]; then
+    ok "all $nfiles files under common/ and milter/ open with a header naming the file and a \"Must not:\" line"
+else
+    bad "${#bare[@]} file(s) lack a header comment \"/* <name> - ...\" with a \"Must not:\" line: ${bare[*]}"
+fi
+# README's picture of the layers names every layer folder there is
+sed -n '/^## How the code is laid out/,/^## /p' "$src/README.md" > "$dir/layout.md"
+if [[ ! -s $dir/layout.md ]]; then
+    bad "README.md has no section \"How the code is laid out\""
+else
+    unnamed=()
+    for d in "$src"/common/*/; do
+        d=$(basename "$d")
+        grep -q "common/$d/" "$dir/layout.md" || unnamed+=("common/$d/")
+    done
+    [[ ${#unnamed[@]} -eq 0 ]] && ok "README's \"How the code is laid out\" names every layer folder of common/" \
+        || bad "README's \"How the code is laid out\" does not name: ${unnamed[*]}"
+fi
+
 need groff groff-base
 
 pages=("$src/contrib/milter-nexthop.8" "$src/contrib/milter-nexthop.conf.5")
