@@ -10,7 +10,8 @@
  * without an answer (the MTA reports a temporary failure); refusals are
  * logged at most once a minute per listener.
  * Threads start with the caller's signal mask, which blocks the daemon's
- * signals. Must not: serve a connection beyond the limits, or block on
+ * signals.
+ * Must not: serve a connection beyond the limits, or block on
  * anything but a free slot.
  */
 #include "acceptor.h"

@@ -1,6 +1,8 @@
 /*
  * acceptor.h - serving a listening socket: one thread accepts, each
  * connection runs on a thread of its own, within limits.
+ * Must not: know what a service says on its connections (socketmap.c,
+ * authsvc.c do).
  */
 #ifndef NEXTHOP_ACCEPTOR_H
 #define NEXTHOP_ACCEPTOR_H

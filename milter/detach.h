@@ -2,6 +2,7 @@
  * detach.h - going to the background without losing the start's outcome:
  * the parent waits until the daemon says it is ready (exit 0) or why it
  * failed (its message on the terminal, its exit status).
+ * Must not: let the parent exit 0 before the daemon serves.
  */
 #ifndef NEXTHOP_DETACH_H
 #define NEXTHOP_DETACH_H

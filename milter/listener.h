@@ -10,6 +10,8 @@
  * existing file is replaced only when it is a socket nobody answers on.
  * The socket file is removed at exit only while it is still the one we
  * made.
+ * Must not: follow a symbolic link, or take over a socket another process
+ * answers on.
  */
 #ifndef NEXTHOP_LISTENER_H
 #define NEXTHOP_LISTENER_H

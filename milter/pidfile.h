@@ -2,6 +2,7 @@
  * pidfile.h - the pid file (milter.pidfile, -P): opened without following
  * a symbolic link, locked for as long as the daemon runs (a second
  * instance with the same pid file refuses to start), removed at exit.
+ * Must not: follow a symbolic link, or remove a pid file it does not hold.
  */
 #ifndef NEXTHOP_PIDFILE_H
 #define NEXTHOP_PIDFILE_H

@@ -1,6 +1,7 @@
 /*
  * privileges.h - the identity the daemon serves with: milter.user (-u)
  * and milter.group, taken once every socket and the pid file are open.
+ * Must not: keep root once it returns, or switch before the sockets exist.
  */
 #ifndef NEXTHOP_PRIVILEGES_H
 #define NEXTHOP_PRIVILEGES_H

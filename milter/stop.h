@@ -6,6 +6,7 @@
  * in flight get a bounded time to end, then libmilter is stopped and
  * smfi_main() returns. A message that begins once the stop has begun is
  * refused with a temporary failure at RCPT (callbacks.c).
+ * Must not: wait without a bound, or cut a message in flight short of it.
  */
 #ifndef NEXTHOP_STOP_H
 #define NEXTHOP_STOP_H
