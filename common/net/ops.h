@@ -8,6 +8,8 @@
 #ifndef NEXTHOP_OPS_H
 #define NEXTHOP_OPS_H
 
+#include <stdbool.h>
+
 enum lookup_kind { LOOKUP_RCPT = 0, LOOKUP_VRFY, LOOKUP_EXPN, LOOKUP_AUTH };
 /*
  * LOOKUP_UTF8_UNSUPPORTED: the address is not ASCII and the remote does
@@ -30,6 +32,7 @@ struct relay_rcpt {
     const char *addr;   /* normalized, without angle brackets */
     int code;           /* filled in: the SMTP/LMTP reply code for it */
     char reply[256];    /* filled in: the reply text (or our error) */
+    bool ours;          /* filled in: reply is our own error, the next hop gave none */
 };
 
 #endif

@@ -103,6 +103,7 @@ void request_fail_pending(struct relay_rcpt *rcpts, size_t n, const char *remote
         if (rcpts[i].code != 0)
             continue;
         rcpts[i].code = 451;
+        rcpts[i].ours = true;
         request_nexthop_failure(rcpts[i].reply, sizeof rcpts[i].reply, remote, why);
     }
 }

@@ -57,9 +57,13 @@ bool request_needs_smtputf8(const char *s);
 #define REQUEST_UTF8_REPLY "553 5.6.7 non-ASCII address not supported by the mail store"
 
 /* Our own reply for a relay that failed before the next hop answered:
- * "451 4.4.2 next hop <remote>: <why>". */
+ * "451 4.4.2 next hop <remote>: <why>", for our log and the hold reason
+ * only: it names the next hop's address and our error. */
 void request_nexthop_failure(char *out, size_t outlen, const char *remote, const char *why);
-/* Every recipient still without a code (0) gets that reply and code 451. */
+/* What the MTA's client is told instead when every failure was ours: no
+ * internal address, no error of ours (those stay in the log line). */
+#define REQUEST_NEXTHOP_UNAVAILABLE "451 4.4.2 Next hop temporarily unavailable, try again later"
+/* Every recipient still without a code (0) gets that reply, code 451 and ours. */
 void request_fail_pending(struct relay_rcpt *rcpts, size_t n, const char *remote,
                           const char *why);
 /* Every recipient gets it, whatever it had. */

@@ -273,6 +273,7 @@ int smtp_relay(struct smtp_session *s, const char *sender, struct relay_rcpt *rc
     for (size_t i = 0; i < n; i++) {
         rcpts[i].code = 0;
         rcpts[i].reply[0] = '\0';
+        rcpts[i].ours = false;
     }
     if (!smtp_reusable(s)) {
         set_error(err, errlen, "internal: session to %s not usable", s->peer);

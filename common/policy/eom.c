@@ -41,7 +41,8 @@ static void name_next_hops(const struct policy *pol, const struct route_msg *m, 
 /*
  * The message-level reply for a relay that failed: reject with the next
  * hop's own reply when every recipient was refused for good, else (on-tempfail
- * = tempfail) 451 4.4.2 with the next hop's text.
+ * = tempfail) 451 4.4.2 with the next hop's text (route.c has put our generic
+ * text there when the next hop gave no reply of its own).
  */
 static void failure_reply(const struct route_result *res, struct reply *r)
 {

@@ -96,6 +96,7 @@ static void relay_group(struct remote_set *remotes, struct route_msg *m,
         struct route_rcpt *t = &m->rcpts[idx[j]];
         char line[sizeof rr[j].reply];
         t->code = rr[j].code ? rr[j].code : 451;
+        t->ours = rr[j].ours || !rr[j].code;
         snprintf(line, sizeof line, "%s", rr[j].reply);
         if (reply_parse(&t->reply, line) < 0)   /* no code in front: keep the text whole */
             reply_set(&t->reply, t->code, NULL, "%s", line);
@@ -125,7 +126,8 @@ static void decide(const struct policy *pol, struct route_msg *m, struct route_r
             if (t->code / 100 == 5)
                 refused++;
             failed++;
-            if (!first_bad)
+            /* the next hop's own reply (e.g. 452 4.2.2 mailbox full) over an error of ours */
+            if (!first_bad || (first_bad->ours && !t->ours))
                 first_bad = t;
         }
     }
@@ -138,6 +140,8 @@ static void decide(const struct policy *pol, struct route_msg *m, struct route_r
         return;
     }
     res->reply = first_bad->reply;
+    if (first_bad->ours)   /* the detail (address, our error) stays in the relay: log line */
+        reply_parse(&res->reply, REQUEST_NEXTHOP_UNAVAILABLE);
     if (refused == m->n) {
         res->outcome = ROUTE_REJECT;
         return;

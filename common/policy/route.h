@@ -33,6 +33,7 @@ struct route_rcpt {
     enum routing_action action;
     int code;                      /* relay outcome: 0 not relayed, else SMTP code */
     struct reply reply;            /* relay outcome: the next hop's reply (or our error) */
+    bool ours;                     /* reply is our own error: never shown to the client */
 };
 
 struct route_msg {
@@ -54,7 +55,9 @@ enum route_outcome {
 struct route_result {
     enum route_outcome outcome;
     char reason[512];        /* for quarantine and logs */
-    struct reply reply;      /* for reject/tempfail: the first failed recipient's reply */
+    struct reply reply;      /* for reject/tempfail, what the client is told: the first
+                                failed recipient's reply from the next hop, or (when every
+                                failure was ours) REQUEST_NEXTHOP_UNAVAILABLE */
     size_t delivered;        /* recipients delivered by relay */
 };
 

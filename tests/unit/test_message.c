@@ -12,7 +12,10 @@
  *     relay + a recipient of the MTA's -> delivered one deleted from the copy
  *     all refused                -> reject with the next hop's 552 5.2.2
  *     partial refusal / deferral -> on-tempfail quarantine | tempfail (451 4.4.2) | accept
- *     next hop down              -> the same, with "next hop fake: ..." as the reply
+ *     next hop down              -> the same; the client gets "451 4.4.2 Next hop temporarily
+ *                                   unavailable, try again later", the detail (address, error)
+ *                                   is in the relay: log line and the hold reason only
+ *     one hop down, one 452      -> the client gets the next hop's own text
  *     routing.action quarantine  -> held with the reason, nothing relayed
  *     header mode                -> routing header once per next hop
  *     no next hop                -> nothing but the header removal
@@ -28,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -374,23 +378,52 @@ static void test_partial_refusal_tempfail(void **state)
     assert_reply(&r->reply, 451, "4.4.2", "<okperm5@fake.test> Over quota");
 }
 
+/* Runs message_eom() with stderr (where the log goes in tests) into a string (malloc'd). */
+static const struct eom_result *content_logged(struct message *m, const char *subject, char **log)
+{
+    char path[] = "/tmp/test_message_log.XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    assert_true(fd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(fd, 2);
+    const struct eom_result *r = content(m, subject);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    *log = slurp(path);
+    unlink(path);
+    return r;
+}
+
+#define UNAVAILABLE "Next hop temporarily unavailable, try again later"
+
+/* The client is told the next hop is unavailable, not where it is or what failed. */
 static void test_next_hop_down(void **state)
 {
     (void)state;
     const char *modes[] = { "tempfail", "quarantine" };
     for (size_t i = 0; i < 2; i++) {
-        fx.run = fixture_runtime(CONF, fixture_closed_port(), "", modes[i], 1048576);
-        const struct eom_result *r = send_msg("<s@example.net>", "down", "<ok6@fake.test>", NULL);
+        int port = fixture_closed_port();
+        char want_log[128], *log = NULL;
+        fx.run = fixture_runtime(CONF, port, "", modes[i], 1048576);
+        struct message *m = begin("<s@example.net>", "down");
+        rcpt_ok(m, "<ok6@fake.test>");
+        const struct eom_result *r = content_logged(m, "down", &log);
         assert_routing_headers_removed(r);
         assert_int_equal(rcpt_of(r, "ok6@fake.test")->code, 451);
         assert_false(rcpt_of(r, "ok6@fake.test")->delete_from_mta);
+        /* the detail is in our log line */
+        snprintf(want_log, sizeof want_log, "reply=\"451 4.4.2 next hop fake: connect to 127.0.0.1:%d: ", port);
+        assert_contains(log, "relay: queue=down rcpt=<ok6@fake.test> remote=fake result=deferred ms=");
+        assert_contains(log, want_log);
+        free(log);
         if (i == 0) {
-            assert_int_equal(r->reply.code, 451);
-            assert_string_equal(r->reply.xcode, "4.4.2");
-            assert_int_equal(strncmp(r->reply.text, "next hop fake: ", strlen("next hop fake: ")), 0);
-        } else {
+            assert_reply(&r->reply, 451, "4.4.2", UNAVAILABLE);
+            assert_string_equal(r->outcome, "tempfail");
+        } else {   /* the hold reason is for the admin (Postfix drops it, Sendmail keeps it) */
             assert_int_equal(r->reply.code, 0);
-            const char *want = "relay to fake failed for <ok6@fake.test>: 451 4.4.2 next hop fake: ";
+            const char *want = "relay to fake failed for <ok6@fake.test>: 451 4.4.2 next hop fake: connect to 127.0.0.1:";
             assert_int_equal(strncmp(r->quarantine, want, strlen(want)), 0);
         }
         message_free(fx.msg);
@@ -398,6 +431,29 @@ static void test_next_hop_down(void **state)
         runtime_unref(fx.run);
         fx.run = NULL;
     }
+}
+
+/* One next hop down, another one answering 452: the client gets the next hop's own text. */
+static void test_next_hop_reply_over_ours(void **state)
+{
+    (void)state;
+    fake_start(&fx.fake, "normal", NULL);
+    fx.run = fixture_runtime(
+        "remote = { fake = { address = \"127.0.0.1\"; port = %d; protocol = \"lmtp\";"
+        "                    timeout = \"5s\"; tls = { enable = false; }; };\n"
+        "           down = { address = \"127.0.0.1\"; port = %d; protocol = \"lmtp\";"
+        "                    timeout = \"5s\"; tls = { enable = false; }; }; };\n"
+        "queue = { outbound = { next-hop = ( { if = \"rcpt-domain\"; eq = \"fake.test\"; then = \"fake\"; },"
+        "                                    { if = \"rcpt-domain\"; eq = \"down.test\"; then = \"down\"; },"
+        "                                    { else = false; } ); }; };\n"
+        "routing = { action = \"relay\"; on-tempfail = \"tempfail\"; timeout = \"10s\"; };\n",
+        fx.fake.port, fixture_closed_port());
+    const struct eom_result *r =
+        send_msg("<s@example.net>", "mixed-down", "<ok1@down.test>", "<oktemp9@fake.test>", NULL);
+    assert_int_equal(rcpt_of(r, "ok1@down.test")->code, 451);
+    assert_int_equal(rcpt_of(r, "oktemp9@fake.test")->code, 452);
+    assert_reply(&r->reply, 451, "4.4.2", "<oktemp9@fake.test> Mailbox full");
+    assert_string_equal(r->outcome, "tempfail");
 }
 
 static void test_quarantine_action(void **state)
@@ -483,6 +539,7 @@ int main(void)
         cmocka_unit_test_teardown(test_deferral_accept, teardown),
         cmocka_unit_test_teardown(test_partial_refusal_tempfail, teardown),
         cmocka_unit_test_teardown(test_next_hop_down, teardown),
+        cmocka_unit_test_teardown(test_next_hop_reply_over_ours, teardown),
         cmocka_unit_test_teardown(test_quarantine_action, teardown),
         cmocka_unit_test_teardown(test_header_mode, teardown),
         cmocka_unit_test_teardown(test_no_next_hop, teardown),
