@@ -44,24 +44,33 @@
 /* The drain after SIGTERM: routing.timeout plus the longest RCPT lookup and some slack. */
 #define STOP_MARGIN_MS 30000
 
-static void reload(const char *file, int sig)
+static const char *config_file;              /* -c, for reloads */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int daemon_reload(const char *why, char *err, size_t errlen)
 {
-    static char err[16384];
+    char *line, *save = NULL;
     int64_t start = now_ms();
+    pthread_mutex_lock(&reload_lock);   /* a signal and the control socket at once: one after the other */
     struct nh_runtime *running = runtime_current();
-    struct nh_runtime *run = runtime_load(file, running, 0, err, sizeof err);
+    struct nh_runtime *run = runtime_load(config_file, running, 0, err, errlen);
     runtime_unref(running);
     if (!run) {
-        for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+        char *copy = xstrdup(err);
+        for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
             log_error("reload failed, keeping the running config: %s", line);
+        free(copy);
         metrics_count(METRICS_RELOAD_FAILED);
-        return;
+        pthread_mutex_unlock(&reload_lock);
+        return -1;
     }
     if (run->cfg->log_level >= 0)
         log_set_level((enum log_level)run->cfg->log_level);
     runtime_install(run);
     metrics_count(METRICS_RELOAD_OK);
-    log_info("reload: %s loaded in %ld ms (%s)", file, (long)(now_ms() - start), strsignal(sig));
+    log_info("reload: %s loaded in %ld ms (%s)", config_file, (long)(now_ms() - start), why);
+    pthread_mutex_unlock(&reload_lock);
+    return 0;
 }
 
 /* How long messages in flight may take to end once a stop begins. */
@@ -84,15 +93,16 @@ static void daemon_signals(sigset_t *set)
 
 static void *signal_thread(void *arg)
 {
-    const char *file = arg;
+    static char err[16384];
     sigset_t set;
+    (void)arg;
     daemon_signals(&set);
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGUSR1 || sig == SIGHUP)
-            reload(file, sig);
+            daemon_reload(strsignal(sig), err, sizeof err);
         else
             stop_begin(drain_ms());
     }
@@ -187,6 +197,7 @@ int daemon_run(const struct options *opt)
      */
     daemon_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    config_file = opt->config_file;
     log_init("milter-nexthop", !opt->foreground, opt->verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
     struct nh_runtime *run = runtime_load(opt->config_file, NULL, 0, err, sizeof err);
     if (!run) {

@@ -1,7 +1,8 @@
 /*
  * main.c - milter-nexthop: command line, then one of the modes:
  *   run the milter (default), check the config (-n), one remote lookup (-q),
- *   print what the rules decide for a recipient (-t), version (-V).
+ *   print what the rules decide for a recipient (-t), one command to the
+ *   running daemon's control socket (-C), version (-V).
  * The command line is pinned by DESIGN.md; exit codes follow sysexits.
  * Must not: do the work of a mode itself (daemon.c and cli.c do), or
  * change the command line DESIGN.md pins.
@@ -25,18 +26,19 @@ static void usage(FILE *out)
             "       milter-nexthop -c FILE -q REMOTE rcpt|vrfy|expn ADDRESS\n"
             "       milter-nexthop -c FILE -q REMOTE auth USER   (password on stdin)\n"
             "       milter-nexthop -c FILE -t RCPT [-s SENDER] [-x VAR=VALUE]...\n"
+            "       milter-nexthop -c FILE -C COMMAND [ARG]...   (flush, show, reload, stats, help)\n"
             "       milter-nexthop -V\n");
 }
 
 int main(int argc, char **argv)
 {
     struct options opt = { .config_file = DEFAULT_CONFIG };
-    const char *query_remote = NULL, *test_rcpt = NULL, *sender = NULL;
+    const char *query_remote = NULL, *test_rcpt = NULL, *sender = NULL, *control = NULL;
     char *xvars[MAX_XVARS];
     int nx = 0, c;
     bool check = false, version = false;
 
-    while ((c = getopt(argc, argv, "c:fp:u:P:vnq:t:s:x:Vh")) != -1) {
+    while ((c = getopt(argc, argv, "c:fp:u:P:vnq:t:s:x:C:Vh")) != -1) {
         switch (c) {
         case 'c': opt.config_file = optarg; break;
         case 'f': opt.foreground = true; break;
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
             }
             xvars[nx++] = optarg;
             break;
+        case 'C': control = optarg; break;
         case 'V': version = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return EX_USAGE;
@@ -70,6 +73,19 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
         return cli_query(opt.config_file, query_remote, argv[optind], argv[optind + 1]);
+    }
+    if (control) {
+        /* the command's words: -C's argument and every word after the options */
+        char *words[8];
+        int n = 0;
+        words[n++] = (char *)control;
+        while (optind < argc && n < 8)
+            words[n++] = argv[optind++];
+        if (optind != argc) {
+            usage(stderr);
+            return EX_USAGE;
+        }
+        return ctl_command(opt.config_file, words, n);
     }
     if (test_rcpt)
         return cli_test(opt.config_file, test_rcpt, sender, xvars, nx);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "listener.h"
 #include "runtime.h"
 
 struct options {
@@ -30,6 +31,18 @@ int callbacks_register(void);
 
 /* daemon.c */
 int daemon_run(const struct options *opt);
+/*
+ * Reloads the config file (SIGUSR1, SIGHUP, the control socket's reload):
+ * 0, or -1 with every FILE:LINE error in err (one per line) and the
+ * running config kept. why is logged.
+ */
+int daemon_reload(const char *why, char *err, size_t errlen);
+
+/* control.c: the control socket (control.socket) on its open listener. */
+int control_start(const struct listener *l, const char *spec, char *err, size_t errlen);
+
+/* ctl.c: -C, one command to the running daemon: exit 0, 1 (it failed), 75 (unreachable). */
+int ctl_command(const char *file, char **words, int n);
 
 /* cli.c */
 int cli_check(const char *file, bool verbose);

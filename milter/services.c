@@ -5,7 +5,10 @@
  */
 #include "services.h"
 
-static struct listener stats = { .fd = -1 }, socketmap = { .fd = -1 }, authsvc = { .fd = -1 };
+#include "milter.h"
+
+static struct listener stats = { .fd = -1 }, socketmap = { .fd = -1 }, authsvc = { .fd = -1 },
+                       control = { .fd = -1 };
 
 int services_open(const struct nh_config *cfg, char *err, size_t errlen)
 {
@@ -21,6 +24,10 @@ int services_open(const struct nh_config *cfg, char *err, size_t errlen)
         listener_open(&authsvc, "auth-service.socket", cfg->auth_service_socket, LISTEN_UNIX, &perm,
                       err, errlen) < 0)
         return -1;
+    if (cfg->control_socket &&
+        listener_open(&control, "control.socket", cfg->control_socket, LISTEN_UNIX, &perm, err,
+                      errlen) < 0)
+        return -1;
     return 0;
 }
 
@@ -32,6 +39,8 @@ int services_start(const struct nh_config *cfg, char *err, size_t errlen)
         return -1;
     if (authsvc.fd >= 0 && authsvc_start(&authsvc, cfg, err, errlen) < 0)
         return -1;
+    if (control.fd >= 0 && control_start(&control, cfg->control_socket, err, errlen) < 0)
+        return -1;
     return 0;
 }
 
@@ -39,4 +48,5 @@ void services_close(void)
 {
     listener_remove(&socketmap);
     listener_remove(&authsvc);
+    listener_remove(&control);
 }

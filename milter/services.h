@@ -2,7 +2,7 @@
  * services.h - the optional listeners that run beside the milter, each off
  * unless configured: stats (Prometheus /metrics), socketmap (next hop for
  * Postfix transport_maps / Sendmail mailertable), auth-service (saslauthd
- * protocol). Each reads runtime_current() per request, so a reload applies
+ * protocol), control (the admin's -C commands). Each reads runtime_current() per request, so a reload applies
  * to them too; their sockets are opened once, at start.
  *
  * Must not: block a mail thread, or keep a runtime reference between
@@ -32,5 +32,8 @@ void services_close(void);
 int stats_start(const struct listener *l, const char *spec, char *err, size_t errlen);
 int socketmap_start(const struct listener *l, const char *spec, char *err, size_t errlen);
 int authsvc_start(const struct listener *l, const struct nh_config *cfg, char *err, size_t errlen);
+
+/* stats.c: the counters of /metrics as Prometheus text (malloc'ed, *len bytes). */
+char *stats_text(size_t *len);
 
 #endif

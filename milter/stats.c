@@ -17,9 +17,21 @@
 #include "log.h"
 #include "metrics.h"
 #include "milter.h"
-#include "util.h"
 #include "services.h"
 #include "util.h"
+
+char *stats_text(size_t *len)
+{
+    struct nh_runtime *run = runtime_current();
+    size_t n = remote_set_size(run ? run->remotes : NULL);
+    struct metrics_remote_live *live = xcalloc(n + 1, sizeof *live);
+    if (run)
+        remote_set_live(run->remotes, live);
+    char *text = metrics_render(live, n, len);
+    free(live);
+    runtime_unref(run);
+    return text;
+}
 
 #ifdef NEXTHOP_HAVE_MICROHTTPD
 #include <microhttpd.h>
@@ -64,14 +76,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/metrics") != 0)
         return send_text(conn, MHD_HTTP_NOT_FOUND, not_found, strlen(not_found),
                          MHD_RESPMEM_PERSISTENT, plain);
-    struct nh_runtime *run = runtime_current();
-    size_t len = 0, n = remote_set_size(run ? run->remotes : NULL);
-    struct metrics_remote_live *live = xcalloc(n + 1, sizeof *live);
-    if (run)
-        remote_set_live(run->remotes, live);
-    char *text = metrics_render(live, n, &len);
-    free(live);
-    runtime_unref(run);
+    size_t len = 0;
+    char *text = stats_text(&len);
     return send_text(conn, MHD_HTTP_OK, text, len, MHD_RESPMEM_MUST_FREE,
                      "text/plain; version=0.0.4; charset=utf-8");
 }

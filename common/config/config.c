@@ -538,6 +538,32 @@ static void check_file_mode(struct loader *ld)
     ld->cfg->exposed_secret_file = xstrdup(ld->file);
 }
 
+/* The parse error of lc, as "FILE:LINE: message". */
+static void parse_error(config_t *lc, const char *file, char *err, size_t errlen)
+{
+    if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
+        set_error(err, errlen, "%s: cannot read: %s", file, strerror(errno));
+    else
+        set_error(err, errlen, "%s:%d: %s", config_error_file(lc) ? config_error_file(lc) : file,
+                  config_error_line(lc), config_error_text(lc));
+}
+
+int config_peek_string(const char *file, const char *key, char **out, char *err, size_t errlen)
+{
+    config_t lc;
+    const char *value = NULL;
+    config_init(&lc);
+    if (!config_read_file(&lc, file)) {
+        parse_error(&lc, file, err, errlen);
+        config_destroy(&lc);
+        return -1;
+    }
+    int found = config_lookup_string(&lc, key, &value) == CONFIG_TRUE;
+    *out = found ? xstrdup(value) : NULL;
+    config_destroy(&lc);
+    return found;
+}
+
 struct nh_config *config_load(const char *file, char *err, size_t errlen)
 {
     struct loader ld = { .file = file, .err = err, .errlen = errlen };
@@ -547,11 +573,7 @@ struct nh_config *config_load(const char *file, char *err, size_t errlen)
     ld.cfg->refs = 1;
     config_init(&ld.lc);
     if (!config_read_file(&ld.lc, file)) {
-        if (config_error_type(&ld.lc) == CONFIG_ERR_FILE_IO)
-            set_error(err, errlen, "%s: cannot read: %s", file, strerror(errno));
-        else
-            set_error(err, errlen, "%s:%d: %s", config_error_file(&ld.lc) ? config_error_file(&ld.lc) : file,
-                      config_error_line(&ld.lc), config_error_text(&ld.lc));
+        parse_error(&ld.lc, file, err, errlen);
         config_destroy(&ld.lc);
         config_unref(ld.cfg);
         return NULL;
@@ -609,7 +631,8 @@ void config_unref(struct nh_config *cfg)
     free(cfg->databases);
     char **strings[] = { &cfg->path, &cfg->exposed_secret_file, &cfg->socket, &cfg->user, &cfg->group, &cfg->pidfile,
                          &cfg->stats_listen, &cfg->redis, &cfg->redis_prefix,
-                         &cfg->socketmap_listen, &cfg->auth_service_socket, &cfg->auth_service_lookup };
+                         &cfg->socketmap_listen, &cfg->auth_service_socket, &cfg->auth_service_lookup,
+                         &cfg->control_socket };
     for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     free(cfg);

@@ -51,6 +51,7 @@ struct nh_config {
     char *redis, *redis_prefix;
     char *socketmap_listen;
     char *auth_service_socket, *auth_service_lookup;
+    char *control_socket;
 
     bool world_readable_secret;           /* warn at start and from -n ... */
     char *exposed_secret_file;            /* ... naming this file (config or secret-file) */
@@ -61,6 +62,15 @@ struct nh_config {
  * with "FILE:LINE: message" lines (newline-separated, every error found).
  */
 struct nh_config *config_load(const char *file, char *err, size_t errlen);
+
+/*
+ * One string setting of FILE (e.g. "control.socket"), read without
+ * validating the rest: -C must reach the daemon even when the file has
+ * errors the daemon's reload is asked to show. Returns 1 and a malloc'ed
+ * *out, 0 when the key is not set, -1 when the file cannot be parsed
+ * (err: "FILE:LINE: message").
+ */
+int config_peek_string(const char *file, const char *key, char **out, char *err, size_t errlen);
 struct nh_config *config_ref(struct nh_config *cfg);
 void config_unref(struct nh_config *cfg);
 

@@ -110,6 +110,8 @@ const struct key_def config_schema[] = {
     { "auth-service", K_GROUP, NULL, .help = "saslauthd-protocol password checks" },
     { "auth-service.socket", K_STRING, NULL, G(auth_service_socket), .help = "saslauthd mux socket path" },
     { "auth-service.lookup", K_STRING, NULL, G(auth_service_lookup), .help = "remote/<id> to check passwords against" },
+    { "control", K_GROUP, NULL, .help = "the admin's control socket (milter-nexthop -C)" },
+    { "control.socket", K_STRING, NULL, G(control_socket), .help = "unix socket path for -C (mode and group from milter.*); unset = none" },
 };
 const size_t config_schema_len = ARRAY_SIZE(config_schema);
 

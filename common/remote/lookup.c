@@ -236,15 +236,15 @@ static bool forget_matches(const char *key, size_t keylen, void *ctx)
     const struct forget_match *m = ctx;
     char subject[ADDR_MAX + 1];
     key_subject(key, keylen, subject, sizeof subject);
-    if (m->addr)
-        return strcmp(subject, m->addr) == 0;
+    if (m->addr)   /* in any case: forgetting Alice@ along with alice@ costs one lookup */
+        return strcasecmp(subject, m->addr) == 0;
     const char *at = strrchr(subject, '@');
     return at && strcasecmp(at + 1, m->domain) == 0;
 }
 
 int lookup_forget(struct remote_rt *rt, const char *what, size_t *local_r, long *shared_r)
 {
-    char norm[ADDR_MAX + 1], glob[2 * ADDR_MAX + 16], esc[2 * ADDR_MAX + 2];
+    char norm[ADDR_MAX + 1], glob[4 * ADDR_MAX + 16], esc[4 * ADDR_MAX + 2];
     struct forget_match m = { NULL, NULL };
     const char *domain = NULL;
     if (what && what[0] == '@') {

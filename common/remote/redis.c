@@ -14,6 +14,7 @@
  */
 #include "redis.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -245,13 +246,24 @@ void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const ch
     pthread_mutex_unlock(&lock);
 }
 
-/* Copies s into out with Redis glob characters escaped; returns the new end. */
+/*
+ * Copies s into out as a Redis glob that matches s in any case (a letter
+ * becomes "[aA]"), other glob characters escaped; returns the new end.
+ */
 static char *glob_escape(char *out, const char *end, const char *s)
 {
-    for (; *s && out + 2 < end; s++) {
-        if (strchr("*?[]\\^", *s))
+    for (; *s && out + 4 < end; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalpha(c) && c < 0x80) {
+            *out++ = '[';
+            *out++ = (char)tolower(c);
+            *out++ = (char)toupper(c);
+            *out++ = ']';
+            continue;
+        }
+        if (strchr("*?[]\\^", c))
             *out++ = '\\';
-        *out++ = *s;
+        *out++ = (char)c;
     }
     *out = '\0';
     return out;

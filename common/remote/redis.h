@@ -53,7 +53,7 @@ void redis_cache_put(const struct remote_def *r, enum lookup_kind kind, const ch
  * scan ran out of time.
  */
 long redis_cache_forget(const struct remote_def *r, const char *match);
-/* Copies s into out (len bytes) with the Redis glob characters escaped. */
+/* Copies s into out (len bytes, 4 per letter) as a glob matching s in any case, escaped. */
 void redis_cache_glob_escape(char *out, size_t len, const char *s);
 
 /* "hiredis X.Y.Z", or NULL when built without it (for -V). */
