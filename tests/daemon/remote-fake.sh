@@ -10,26 +10,15 @@
 # Asserts exit codes (0 yes, 1 no, 75 error), stderr, and what the server got.
 set -uo pipefail
 here=$(dirname "$(readlink -f "$0")")
-. "$here/../lib/check.sh"
-: "${NEXTHOP_SRC:=$here/../..}"
-: "${NEXTHOP_BIN:=${NEXTHOP_BUILD:-$here/../../build}/milter/milter-nexthop}"
+. "$here/../lib/harness.sh"
+harness_init remote-fake
+dir=$TEST_DIR
 
-dir=$(mktemp -d /tmp/nexthop-remote-fake.XXXXXX)
-fake_pid=
-stop_fake() {
-    [[ -n $fake_pid ]] || return 0
-    kill "$fake_pid" 2>/dev/null
-    wait "$fake_pid" 2>/dev/null
-    fake_pid=
-}
-trap 'stop_fake; rm -rf "$dir"' EXIT
-
-# start_fake ARGS...: fakeserver.py on a free port, its commands in $dir/log.
+# start_fake ARGS...: fakeserver.py (helper "fake") on a free port, its commands in $dir/log.
 start_fake() {
-    stop_fake
+    bg_stop fake
     : >"$dir/log"
-    python3 "$NEXTHOP_SRC/tests/lib/fakeserver.py" --log "$dir/log" "$@" >"$dir/port" 2>"$dir/fake.err" &
-    fake_pid=$!
+    bg_start fake "$RIG_PYTHON" "$here/../lib/fakeserver.py" --log "$dir/log" "$@" >"$dir/port" 2>"$dir/fake.err"
     wait_for 10 grep -q '^PORT ' "$dir/port" || { bad "fakeserver did not start: $(cat "$dir/fake.err")"; exit 1; }
     port=$(awk '/^PORT /{print $2}' "$dir/port")
     cat >"$dir/r.conf" <<CONF
@@ -86,5 +75,4 @@ q 1 "smtputf8 not offered: vrfy of a UTF-8 address" vrfy "$utf8_ok"
 err_has "553 5\.6\.7" "smtputf8 not offered: vrfy says 553 5.6.7"
 q 0 "smtputf8 not offered: ASCII recipients still work" rcpt ok@example.org
 
-echo "remote-fake: $fails failure(s)"
-[[ $fails -eq 0 ]]
+finish
