@@ -49,11 +49,7 @@ static int read_request(int fd, int64_t deadline, struct saslauthd_request *req,
     size_t len = 0;
     int rc = 0;
     for (;;) {
-        int64_t left = deadline - now_ms();
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
-        if (ready < 0 && errno == EINTR)
-            continue;
+        int ready = fd_wait_until(fd, POLLIN, deadline);
         if (ready <= 0) {
             set_error(err, errlen, "%s", ready == 0 ? "no complete request in time" : strerror(errno));
             break;

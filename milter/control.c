@@ -40,11 +40,7 @@ static int read_line(int fd, char *line, size_t len, const char **why)
     size_t got = 0;
     int64_t deadline = now_ms() + REQUEST_MS;
     for (;;) {
-        int64_t left = deadline - now_ms();
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
-        if (ready < 0 && errno == EINTR)
-            continue;
+        int ready = fd_wait_until(fd, POLLIN, deadline);
         if (ready <= 0) {
             *why = ready == 0 ? "no command in time" : "poll failed";
             return -1;
@@ -87,10 +83,8 @@ static void send_all(int fd, const char *buf, size_t len)
         }
         if (w < 0 && errno == EINTR)
             continue;
-        int64_t left = deadline - now_ms();
-        struct pollfd p = { .fd = fd, .events = POLLOUT };
-        if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || left <= 0 ||
-            poll(&p, 1, (int)left) <= 0)
+        if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) ||
+            fd_wait_until(fd, POLLOUT, deadline) <= 0)
             return;
     }
 }

@@ -117,12 +117,7 @@ int ctl_command(const char *file, char **words, int n)
     char *buf = xmalloc(cap);
     int64_t deadline = now_ms() + ANSWER_MS;
     for (;;) {
-        int64_t left = deadline - now_ms();
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
-        if (ready < 0 && errno == EINTR)
-            continue;
-        if (ready <= 0)
+        if (fd_wait_until(fd, POLLIN, deadline) <= 0)
             break;
         if (len == cap)
             buf = xrealloc(buf, cap *= 2);

@@ -47,17 +47,6 @@ struct client {
     int64_t request_start;   /* when its first byte arrived */
 };
 
-/* Waits until fd is ready for events or timeout_ms passes; 1 ready, 0 timeout, -1 error. */
-static int wait_fd(int fd, short events, int timeout_ms)
-{
-    struct pollfd p = { .fd = fd, .events = events };
-    int rc;
-    do
-        rc = poll(&p, 1, timeout_ms);
-    while (rc < 0 && errno == EINTR);
-    return rc;
-}
-
 static int send_frame(int fd, const char *payload)
 {
     char frame[NEXTHOP_MAP_REPLY_MAX + NETSTRING_OVERHEAD];
@@ -71,8 +60,7 @@ static int send_frame(int fd, const char *payload)
         }
         if (w < 0 && errno != EAGAIN && errno != EINTR)
             return -1;
-        int64_t left = deadline - now_ms();
-        if (left <= 0 || wait_fd(fd, POLLOUT, (int)left) <= 0)
+        if (fd_wait_until(fd, POLLOUT, deadline) <= 0)
             return -1;
     }
     return n > 0 ? 0 : -1;
@@ -142,8 +130,7 @@ static void linger_close(struct client *c)
     size_t discarded = 0;
     shutdown(c->fd, SHUT_WR);
     while (discarded < 65536) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0 || wait_fd(c->fd, POLLIN, (int)left) <= 0)
+        if (fd_wait_until(c->fd, POLLIN, deadline) <= 0)
             return;
         ssize_t r = recv(c->fd, c->buf, sizeof c->buf, 0);
         if (r <= 0 && !(r < 0 && errno == EINTR))
@@ -156,8 +143,8 @@ static void serve(struct client *c)
 {
     for (;;) {
         /* idle: IDLE_MS; inside a request: what is left of REQUEST_MS */
-        int64_t wait = c->len ? c->request_start + REQUEST_MS - now_ms() : IDLE_MS;
-        int rc = wait > 0 ? wait_fd(c->fd, POLLIN, (int)wait) : 0;
+        int64_t until = c->len ? c->request_start + REQUEST_MS : now_ms() + IDLE_MS;
+        int rc = fd_wait_until(c->fd, POLLIN, until);
         if (rc <= 0) {
             if (rc == 0)
                 log_debug("socketmap: closing a client that stayed %s", c->len ? "in a request" : "idle");

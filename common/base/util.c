@@ -8,6 +8,9 @@
  */
 #include "util.h"
 
+#include <limits.h>
+#include <errno.h>
+#include <poll.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +24,20 @@ int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fd_wait_until(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = { .fd = fd, .events = events };
+        int rc = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        return rc > 0 ? 1 : rc;
+    }
 }
 
 int64_t now_us(void)

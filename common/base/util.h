@@ -21,6 +21,12 @@
 
 /* Monotonic clock in milliseconds (for timeouts and durations). */
 int64_t now_ms(void);
+/*
+ * Waits until fd is ready for events (POLLIN, POLLOUT) or the monotonic
+ * clock reaches deadline (now_ms() terms); EINTR is retried. Returns 1
+ * ready, 0 the deadline passed, -1 poll failed (errno set).
+ */
+int fd_wait_until(int fd, short events, int64_t deadline);
 /* Monotonic clock in microseconds. */
 int64_t now_us(void);
 
