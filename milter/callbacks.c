@@ -199,7 +199,7 @@ static sfsistat on_eom(SMFICTX *ctx)
         smfi_quarantine(ctx, (char *)r->quarantine);
     if (*r->log)
         log_msg(r->log_level, "%s", r->log);
-    sfsistat st = r->reply.code ? set_reply(ctx, &r->reply) : r->discard ? SMFIS_DISCARD : SMFIS_CONTINUE;
+    sfsistat st = r->reply.code ? set_reply(ctx, &r->reply) : SMFIS_CONTINUE;
     if (s)
         message_end(s);
     return st;

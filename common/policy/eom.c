@@ -12,7 +12,7 @@
 #include "util.h"
 
 static const char *const outcome_names[] = {
-    [ROUTE_CONTINUE] = "continue", [ROUTE_DISCARD] = "discard", [ROUTE_QUARANTINE] = "quarantine",
+    [ROUTE_CONTINUE] = "continue", [ROUTE_QUARANTINE] = "quarantine",
     [ROUTE_TEMPFAIL] = "tempfail", [ROUTE_REJECT] = "reject",
 };
 
@@ -73,8 +73,7 @@ static void recipient_outcomes(const struct route_msg *m, const struct route_res
         e->addr = r->addr;
         e->code = r->code;
         e->reply = r->reply;
-        /* discarded as a whole: nothing to take out of a copy that goes */
-        e->delete_from_mta = r->code / 100 == 2 && res->outcome != ROUTE_DISCARD;
+        e->delete_from_mta = r->code / 100 == 2;
     }
 }
 
@@ -82,9 +81,6 @@ static void apply_outcome(const struct route_result *res, struct eom_result *out
 {
     switch (res->outcome) {
     case ROUTE_CONTINUE:
-        break;
-    case ROUTE_DISCARD:
-        out->discard = true;
         break;
     case ROUTE_QUARANTINE:
         snprintf(out->quarantine, sizeof out->quarantine, "%s", res->reason);

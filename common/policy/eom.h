@@ -7,13 +7,14 @@
  *            so nothing downstream can be handed a next hop by the client
  *   add      routing.header: <id>, once per next hop with action header
  *   rcpts    per recipient the relay's reply (code 0: not relayed) and
- *            whether to delete it from the MTA's copy (delivered by us)
+ *            whether to delete it from the MTA's copy (delivered by us);
+ *            the copy itself is never discarded, as it may hold recipients
+ *            the MTA added after RCPT (Postfix's always_bcc, bcc maps)
  *   quarantine  the reason to hold the MTA's copy with ("" = none)
  *   reply    the message-level reply: a permanent refusal of every relayed
  *            recipient rejects with the next hop's reply; a failure under
  *            routing.on-tempfail = tempfail answers 451 4.4.2
- *   discard  every recipient was delivered by us: drop the MTA's copy
- *   outcome  continue | discard | quarantine | tempfail | reject, and the
+ *   outcome  continue | quarantine | tempfail | reject, and the
  *            `eom:` line to log
  * Relaying itself happens here (route_relay()), while the MTA waits.
  *
@@ -61,7 +62,6 @@ struct eom_result {
     const char *received;      /* the Received: line spooled in front of a relayed copy ("" = none) */
     char quarantine[512];      /* "" = none */
     struct reply reply;        /* code 0: none (the MTA carries on, or discards) */
-    bool discard;
     size_t delivered;          /* recipients delivered by relay */
     const char *outcome;       /* for the log: continue, discard, quarantine, tempfail, reject */
     enum log_level log_level;

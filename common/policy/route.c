@@ -136,7 +136,7 @@ static void decide(const struct policy *pol, struct route_msg *m, struct route_r
         return;
     }
     if (failed == 0) {
-        res->outcome = res->delivered == m->n ? ROUTE_DISCARD : ROUTE_CONTINUE;
+        res->outcome = ROUTE_CONTINUE;   /* never a discard: see route.h */
         return;
     }
     res->reply = first_bad->reply;

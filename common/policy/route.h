@@ -45,8 +45,14 @@ struct route_msg {
 };
 
 enum route_outcome {
-    ROUTE_CONTINUE = 0,   /* MTA delivers what remains (after delrcpt of delivered ones) */
-    ROUTE_DISCARD,        /* every recipient delivered by us: drop the MTA copy */
+    /*
+     * The MTA delivers what remains after the delivered recipients are
+     * deleted from its copy. Never a discard, even when we delivered every
+     * recipient we saw: Postfix's cleanup adds recipients of its own after
+     * the milter saw RCPT (always_bcc, sender/recipient_bcc_maps), and a
+     * discard would drop them; with none left, the MTA removes the copy.
+     */
+    ROUTE_CONTINUE = 0,
     ROUTE_QUARANTINE,     /* hold the MTA copy with reason */
     ROUTE_TEMPFAIL,       /* 451 to the client */
     ROUTE_REJECT,         /* every recipient refused for good: reply with the next hop's 5xx */
