@@ -89,9 +89,16 @@ static void message_end(struct session *s)
 /* Gives the MTA a reply of the core's; returns the status that goes with it. */
 static sfsistat set_reply(SMFICTX *ctx, const struct reply *r)
 {
-    char code[8];
+    char code[8], text[2 * sizeof r->text], *t = text;
     snprintf(code, sizeof code, "%d", r->code);
-    smfi_setreply(ctx, code, (char *)(*r->xcode ? r->xcode : NULL), (char *)r->text);
+    /* libmilter's reply text is a format: a next hop's "100% full" must arrive as such */
+    for (const char *p = r->text; *p && t < text + sizeof text - 2; p++) {
+        if (*p == '%')
+            *t++ = '%';
+        *t++ = *p;
+    }
+    *t = '\0';
+    smfi_setreply(ctx, code, (char *)(*r->xcode ? r->xcode : NULL), text);
     return r->code / 100 == 4 ? SMFIS_TEMPFAIL : SMFIS_REJECT;
 }
 

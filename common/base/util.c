@@ -162,9 +162,15 @@ size_t utf8_decode(const unsigned char *p, uint32_t *cp)
 
 bool unicode_is_deceptive(uint32_t cp)
 {
-    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || (cp >= 0x200b && cp <= 0x200f) ||
-           (cp >= 0x2028 && cp <= 0x202e) || cp == 0x2060 || (cp >= 0x2066 && cp <= 0x2069) ||
-           cp == 0xfeff;
+    if (cp < 0x80)
+        return false;
+    return (cp >= 0x80 && cp <= 0xa0) || cp == 0xad || cp == 0x34f || cp == 0x61c ||
+           cp == 0x115f || cp == 0x1160 || cp == 0x1680 || cp == 0x17b4 || cp == 0x17b5 ||
+           (cp >= 0x180b && cp <= 0x180f) || (cp >= 0x2000 && cp <= 0x200f) ||
+           (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 ||
+           cp == 0x3164 || (cp >= 0xfe00 && cp <= 0xfe0f) || cp == 0xfeff || cp == 0xffa0 ||
+           (cp >= 0xfff9 && cp <= 0xfffb) || (cp >= 0xfdd0 && cp <= 0xfdef) ||
+           (cp & 0xfffe) == 0xfffe || (cp >= 0xe0000 && cp <= 0xe0fff);
 }
 
 void str_escape(char *dst, size_t n, const char *s)
@@ -187,9 +193,9 @@ void str_escape(char *dst, size_t n, const char *s)
         if (len == 0 || cp < 0x20 || cp == 0x7f) {
             snprintf(esc, sizeof esc, "\\x%02x", *p);
             piece = esc, plen = 4, len = 1;
-        } else if (unicode_is_deceptive(cp)) {
-            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
-            piece = esc, plen = 6;
+        } else if (unicode_is_deceptive(cp)) {   /* \u202e, \ue0041 beyond the BMP */
+            plen = (size_t)snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+            piece = esc;
         }
         if (used + plen + 1 > n)
             break;

@@ -54,8 +54,13 @@ size_t utf8_decode(const unsigned char *p, uint32_t *cp);
 /*
  * True for the code points that make a line show something else than it
  * holds: C1 controls (U+0080..009F), the bidi controls (U+061C, U+200E,
- * U+200F, U+202A..202E, U+2066..2069), zero-width characters (U+200B..200D,
- * U+2060, U+FEFF) and the line/paragraph separators (U+2028, U+2029).
+ * U+200F, U+202A..202E, U+2066..2069), zero-width and invisible characters
+ * (U+00AD soft hyphen, U+034F, U+200B..200D, U+2060..2064, U+206A..206F,
+ * U+FEFF, Hangul and Mongolian fillers and selectors, variation selectors
+ * U+FE00..FE0F, tags and supplementary selectors U+E0000..E0FFF,
+ * U+FFF9..FFFB), spaces other than U+0020 (U+00A0, U+1680, U+2000..200A,
+ * U+202F, U+205F, U+3000), the line/paragraph separators (U+2028, U+2029)
+ * and the noncharacters (U+FDD0..FDEF, U+xFFFE, U+xFFFF).
  */
 bool unicode_is_deceptive(uint32_t cp);
 

@@ -80,13 +80,13 @@ static void not_accepted(const struct policy *pol, const struct list_env *env,
     const char *result = report ? (failed ? "would-tempfail" : "would-reject") : (failed ? "tempfail" : "reject");
     const char *mode = report ? " mode=report" : "";
     if (chk->verdict == RCPT_UTF8_UNSUPPORTED)
-        say(out, LOG_LVL_INFO, "rcpt: queue=%s rcpt=<%s> list=%s result=%s code=553 why=\"%s\"%s%s", qid,
+        say(out, report ? LOG_LVL_WARNING : LOG_LVL_INFO, "rcpt: queue=%s rcpt=<%s> list=%s result=%s code=553 why=\"%s\"%s%s", qid,
             out->addr, chk->list, result, chk->why, mode, note);
     else if (failed)
         say(out, LOG_LVL_WARNING, "rcpt: queue=%s rcpt=<%s> result=%s code=451 why=\"%s: %s\"%s%s", qid,
             out->addr, result, chk->why, chk->err, mode, note);
     else
-        say(out, LOG_LVL_INFO, "rcpt: queue=%s rcpt=<%s> list=%s result=%s code=550 ms=%ld%s%s", qid,
+        say(out, report ? LOG_LVL_WARNING : LOG_LVL_INFO, "rcpt: queue=%s rcpt=<%s> list=%s result=%s code=550 ms=%ld%s%s", qid,
             out->addr, chk->list, result, chk->ms, mode, note);
     if (report) {
         out->unverified = true;

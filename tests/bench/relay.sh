@@ -10,10 +10,10 @@
 # dovecot.test, 10 sessions. A run ends when every delivery is in the maildirs
 # (counted, so mail Postfix still has queued is not taken as delivered);
 # the mailboxes are emptied before each run.
-# Both instances run with in_flow_delay = 0: with Postfix's default (1s) a
-# milter that discards Postfix's copy is throttled to about one message per
-# second per smtpd process, because Postfix then sees arrivals but no
-# deliveries; that case is measured once at the end, to show it.
+# Both instances run with in_flow_delay = 0; Postfix's default (1s) is
+# measured once at the end: a milter that discarded Postfix's copy was
+# throttled to about one message per second per smtpd (no inflow token came
+# back); one that deletes the delivered recipients is not.
 # Rounds alternate; best-of msg/s and the ratio. Target: relay/lmtp >= 1.0.
 # Usage: tests/bench/relay.sh [MESSAGES] [ROUNDS]   (defaults 400, 3)
 set -euo pipefail

@@ -77,7 +77,7 @@ milter_conf tempfail
 check "tempfail: the milter reloaded the config" milter_reload
 send ok3@fake.test tempfail-mode
 check "tempfail: the client gets 451 4.4.2 with the next hop's own text ($(final_reply))" \
-    grep -qE '^<\*\* +451 4\.4\.2 fake: data tempfail' "$dir/swaks.out"
+    grep -qE '^<\*\* +451 4\.4\.2 fake: data tempfail \(100% busy\)' "$dir/swaks.out"
 check "tempfail: nothing queued (the client keeps the message)" eq "$(postfix_queue_count "$PF")" 0
 
 # on-tempfail = accept: Postfix keeps the message and delivers it by its own route

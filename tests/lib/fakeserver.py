@@ -295,7 +295,7 @@ class Session(socketserver.BaseRequestHandler):
             self.reply("554 5.5.1 Error: no valid recipients")
             return
         if ARGS.scenario == "tempfail-data":
-            self.reply("451 4.3.0 fake: data tempfail")
+            self.reply("451 4.3.0 fake: data tempfail (100% busy)")
             return
         self.reply("354 End data with <CR><LF>.<CR><LF>")
         data = b""

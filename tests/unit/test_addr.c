@@ -34,8 +34,9 @@ static void test_accepted(void **state)
         /* neighbours of the refused code points are ordinary characters */
         { "<a\xc2\xa1@example.org>", "a\xc2\xa1@example.org" },           /* U+00A1 */
         { "<a\xe2\x80\x90@example.org>", "a\xe2\x80\x90@example.org" },   /* U+2010 */
-        { "<a\xe2\x80\xaf@example.org>", "a\xe2\x80\xaf@example.org" },   /* U+202F */
-        { "<a\xe2\x81\xaa@example.org>", "a\xe2\x81\xaa@example.org" },   /* U+206A */
+        { "<a\xe2\x80\xa7@example.org>", "a\xe2\x80\xa7@example.org" },   /* U+2027 */
+        { "<a\xe2\x81\x9e@example.org>", "a\xe2\x81\x9e@example.org" },   /* U+205E */
+        { "<a\xe2\x81\xb0@example.org>", "a\xe2\x81\xb0@example.org" },   /* U+2070 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[ADDR_MAX + 1], err[256];
@@ -86,6 +87,10 @@ static void test_deceptive_refused(void **state)
         "\xe2\x80\x8b", "\xe2\x80\x8c", "\xe2\x80\x8d", "\xe2\x80\x8e", "\xe2\x80\x8f", /* U+200B..200F */
         "\xe2\x80\xa8", "\xe2\x80\xa9",                                     /* U+2028, U+2029 */
         "\xd8\x9c", "\xe2\x81\xa0", "\xef\xbb\xbf",                          /* U+061C, U+2060, U+FEFF */
+        /* what an outside attack found passing (and logged raw) */
+        "\xc2\xad", "\xcd\x8f", "\xe1\x85\x9f", "\xe1\xa0\x8e", "\xe2\x81\xa1", /* U+00AD, U+034F, U+115F, U+180E, U+2061 */
+        "\xf3\xa0\x81\x81", "\xef\xbf\xbe", "\xc2\xa0", "\xe3\x80\x80",          /* U+E0041, U+FFFE, U+00A0, U+3000 */
+        "\xef\xb8\x8f", "\xe3\x85\xa4",                                       /* U+FE0F, U+3164 */
     };
     for (size_t i = 0; i < sizeof chars / sizeof chars[0]; i++) {
         char raw[3][64], out[ADDR_MAX + 1], err[256];
