@@ -153,7 +153,7 @@ static int run(char **words, int n, FILE *out)
         runtime_unref(rt);
     } else if (strcmp(cmd, "reload") == 0 && n == 1) {
         rc = daemon_reload("control socket", err, sizeof err);
-        fprintf(out, "%s\n", rc == 0 ? "ok" : err);
+        fprintf(out, "%s\n", err);
     } else if (strcmp(cmd, "stats") == 0 && n == 1) {
         stats(out);
         rc = 0;

@@ -86,7 +86,8 @@ int ctl_command(const char *file, char **words, int n)
     char *spec = NULL;
     int found = config_peek_string(file, "control.socket", &spec, err, sizeof err);
     if (found < 0) {
-        fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "milter-nexthop: %s cannot be parsed, so the daemon was not asked (it keeps "
+                "running with the config it has):\n%s\n", file, err);
         return EX_CONFIG;
     }
     if (!found) {

@@ -37,6 +37,7 @@
 #include "milter.h"
 #include "pidfile.h"
 #include "privileges.h"
+#include "restart.h"
 #include "services.h"
 #include "stop.h"
 #include "util.h"
@@ -45,6 +46,7 @@
 #define STOP_MARGIN_MS 30000
 
 static const char *config_file;              /* -c, for reloads */
+static const struct nh_config *started_cfg;  /* what the sockets, identity and pid file come from */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int daemon_reload(const char *why, char *err, size_t errlen)
@@ -66,9 +68,18 @@ int daemon_reload(const char *why, char *err, size_t errlen)
     }
     if (run->cfg->log_level >= 0)
         log_set_level((enum log_level)run->cfg->log_level);
+    char later[512];
+    size_t n = started_cfg ? config_restart_keys(started_cfg, run->cfg, later, sizeof later) : 0;
     runtime_install(run);
     metrics_count(METRICS_RELOAD_OK);
     log_info("reload: %s loaded in %ld ms (%s)", config_file, (long)(now_ms() - start), why);
+    if (n) {
+        log_warning("reload: %s changed, which only a restart applies; still running with the "
+                    "values the daemon started with", later);
+        snprintf(err, errlen, "ok, but only a restart applies the change of %s", later);
+    } else {
+        snprintf(err, errlen, "ok");
+    }
     pthread_mutex_unlock(&reload_lock);
     return 0;
 }
@@ -207,6 +218,7 @@ int daemon_run(const struct options *opt)
         return EX_CONFIG;
     }
     const struct nh_config *cfg = run->cfg;
+    started_cfg = cfg;   /* run is held until daemon_run returns */
     set_logging(opt, cfg);
     if (cfg->world_readable_secret)
         log_warning("%s holds an auth secret and is readable by everyone: chmod o-r it (or move "

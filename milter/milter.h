@@ -33,8 +33,9 @@ int callbacks_register(void);
 int daemon_run(const struct options *opt);
 /*
  * Reloads the config file (SIGUSR1, SIGHUP, the control socket's reload):
- * 0, or -1 with every FILE:LINE error in err (one per line) and the
- * running config kept. why is logged.
+ * 0 with "ok" in err (or which changed settings wait for a restart), or
+ * -1 with every FILE:LINE error in err (one per line) and the running
+ * config kept. why is logged.
  */
 int daemon_reload(const char *why, char *err, size_t errlen);
 

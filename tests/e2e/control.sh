@@ -115,7 +115,7 @@ rc=$?
 check "an unknown command: exit 1 ($rc) with the list of commands" \
     bash -c "test $rc -eq 1 && grep -q '^flush ADDRESS' '$dir/ctl.out'"
 
-# (c) reload and stats
+# (c) reload (ok, FILE:LINE errors, a file that cannot be parsed, a setting only a restart applies) and stats
 ctl reload
 rc=$?
 check "reload: exit 0 ($rc), answers ok" bash -c "test $rc -eq 0 && grep -qx ok '$dir/ctl.out'"
@@ -126,6 +126,17 @@ rc=$?
 check "reload of a broken config: exit 1 ($rc)" test $rc -eq 1
 check "reload of a broken config: the answer names FILE:LINE ($(out | head -1))" \
     grep -q "^$conf:[0-9]*: " "$dir/ctl.out"
+printf 'remote = {};\n' >>"$conf"   # a second remote block: libconfig cannot parse the file
+ctl reload
+rc=$?
+check "reload of a file that cannot be parsed: exit 78 ($rc), and says the daemon was not asked" \
+    bash -c "test $rc -eq 78 && grep -q 'cannot be parsed, so the daemon was not asked' '$dir/ctl.err'"
+sed 's/socket-mode = "0660"/socket-mode = "0640"/' "$dir/good.conf" >"$conf"
+ctl reload
+rc=$?
+check "reload of a changed socket-mode: exit 0 ($rc), and says only a restart applies it ($(out))" \
+    bash -c "test $rc -eq 0 && grep -qx 'ok, but only a restart applies the change of milter.socket-mode' '$dir/ctl.out'"
+check "... and logs it as a warning" grep -q 'warning: reload: milter.socket-mode changed, which only a restart applies' "$MILTER_LOG"
 cp "$dir/good.conf" "$conf"
 send alice@dovecot.test after-failed-reload
 check "after a failed reload the running config still relays" wait_for 30 arrived alice after-failed-reload
