@@ -10,8 +10,11 @@
  * close. When the password could not be checked (remote down, timeout)
  * there is no answer, which Cyrus SASL turns into a temporary failure.
  * Connections are served by acceptor.c: at most AUTHSVC_THREADS at once
- * (further clients wait in the listen backlog), at most half of them from
- * one peer uid. The remote is taken from the current config per request,
+ * (further clients wait in the listen backlog), at most three quarters of
+ * them from one peer uid: every smtpd of the MTA is one uid, so a flood of
+ * wrong passwords from the network must not hit that limit before the
+ * MTA's own process limit (Postfix: 100), while another local user cannot
+ * take every slot. The remote is taken from the current config per request,
  * so a reload applies; the socket is fixed at start (listener.c).
  * Must not: log or keep a password (buffers are wiped), or answer OK for
  * anything but a yes from the remote.
@@ -36,7 +39,7 @@
 #include "services.h"
 #include "util.h"
 
-#define AUTHSVC_THREADS 32
+#define AUTHSVC_THREADS 128
 #define AUTHSVC_REQUEST_S 10
 
 /*
@@ -140,7 +143,7 @@ static void serve(int fd, void *arg)
 
 int authsvc_start(const struct listener *l, const struct nh_config *cfg, char *err, size_t errlen)
 {
-    const struct acceptor_limits lim = { .total = AUTHSVC_THREADS, .per_uid = AUTHSVC_THREADS / 2,
+    const struct acceptor_limits lim = { .total = AUTHSVC_THREADS, .per_uid = AUTHSVC_THREADS * 3 / 4,
                                          .wait_for_slot = true };
     if (acceptor_start(l, "auth-service", &lim, serve, NULL, err, errlen) < 0)
         return -1;

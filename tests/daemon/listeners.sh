@@ -6,7 +6,7 @@
 # purpose by an LD_PRELOAD shim); a socket in use is not taken over, a file
 # that is not a socket is not removed, a stale socket is; the socket files
 # are removed at exit. auth-service and socketmap close a request that
-# trickles in past 10 s, and no single peer uid gets more than half of
+# trickles in past 10 s, and no single peer uid gets more than its share of
 # their connections. stats.listen serves past FD_SETSIZE descriptors.
 # libmilter's read()/accept() hooks stay libmilter's: the executable
 # exports none, and a TCP milter connection works.
@@ -219,7 +219,7 @@ def served_as_root_map():
     s.sendall(b"19:nexthop a@b.example,")
     return s.recv(100)
 
-for name, path, limit, served in (("auth-service", auth, 16, served_as_root_auth),
+for name, path, limit, served in (("auth-service", auth, 96, served_as_root_auth),
                                   ("socketmap", smap, 64, served_as_root_map)):
     closed, hold, child = as_nobody(path, limit)
     case(closed == 0, "%s: %d connections from one uid are accepted" % (name, limit))
