@@ -169,6 +169,43 @@ static void plan(struct message *m)
     spool_put(m, m->received, n);
 }
 
+/* A field name as RFC 5322 has it: printable ASCII but ':' and space. */
+static bool field_name_ok(const char *name)
+{
+    if (!*name)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || *p == ':')
+            return false;
+    return true;
+}
+
+/*
+ * Spools a header value. A line break in it (CR, LF or CRLF; the MTA folds
+ * with LF and a blank) goes out as CRLF, and one not followed by a blank
+ * gets one, so no value can end the header section or start a line of its
+ * own in the relayed copy; breaks at the end are dropped.
+ */
+static void spool_value(struct message *m, const char *value)
+{
+    const char *p = value, *end = value + strlen(value);
+    while (end > p && (end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    while (p < end) {
+        size_t run = strcspn(p, "\r\n");
+        if (run > (size_t)(end - p))
+            run = (size_t)(end - p);
+        spool_put(m, p, run);
+        p += run;
+        if (p >= end)
+            break;
+        p += (p[0] == '\r' && p[1] == '\n') ? 2 : 1;
+        spool_put(m, "\r\n", 2);
+        if (*p != ' ' && *p != '\t')
+            spool_put(m, " ", 1);
+    }
+}
+
 void message_header(struct message *m, const char *name, const char *value)
 {
     if (!m || !m->pol)
@@ -178,9 +215,15 @@ void message_header(struct message *m, const char *name, const char *value)
         m->routing_headers++;   /* the client's: removed from the MTA copy at eom, never relayed */
         return;
     }
+    if (!field_name_ok(name)) {   /* no MTA sends one; a hostile one must not shape our copy */
+        if (m->spool)
+            log_warning("spool: queue=%s a header field with an invalid name was not relayed",
+                        message_queue_id(m));
+        return;
+    }
     spool_put(m, name, strlen(name));
     spool_put(m, ": ", 2);
-    spool_put(m, value, strlen(value));
+    spool_value(m, value);
     spool_put(m, "\r\n", 2);
 }
 

@@ -275,6 +275,32 @@ static void test_relay_delivered(void **state)
     free(data);
 }
 
+/* Header values with line breaks (a hostile MTA; Postfix folds with LF and a blank). */
+static void test_header_line_breaks(void **state)
+{
+    (void)state;
+    start("normal", VALIDATE, "quarantine");
+    struct message *m = begin("<s@example.net>", "breaks");
+    rcpt_ok(m, "<ok1@fake.test>");
+    message_header(m, "Subject", "folded\n\tproperly");
+    message_header(m, "X-A", "v\r\n.\r\nMAIL FROM:<h1@evil>");
+    message_header(m, "X-B", "v\n\nX-Injected: in the body?");
+    message_header(m, "X-C\r\nX-D", "bad name");
+    message_header(m, "X-E", "tail\r\n");
+    message_eoh(m);
+    message_body(m, "body line\r\n", 11);
+    const struct eom_result *r = message_eom(m, NULL, NULL);
+    assert_int_equal(r->delivered, 1);
+    char *data = slurp(fx.fake.data);
+    assert_contains(data, "Subject: folded\r\n\tproperly\r\n");
+    assert_contains(data, "X-A: v\r\n .\r\n MAIL FROM:<h1@evil>\r\n");
+    assert_contains(data, "X-B: v\r\n \r\n X-Injected: in the body?\r\n");
+    assert_contains(data, "X-E: tail\r\n\r\nbody line\r\n");   /* the one empty line */
+    assert_null(strstr(data, "bad name"));
+    assert_null(strstr(data, "\nMAIL FROM:<h1"));
+    free(data);
+}
+
 static void test_relay_and_mta_recipient(void **state)
 {
     (void)state;
@@ -540,6 +566,7 @@ int main(void)
         cmocka_unit_test_teardown(test_header_mode, teardown),
         cmocka_unit_test_teardown(test_no_next_hop, teardown),
         cmocka_unit_test_teardown(test_spool_failure, teardown),
+        cmocka_unit_test_teardown(test_header_line_breaks, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
