@@ -5,7 +5,7 @@
  *
  * Commands: flush ADDRESS|@DOMAIN|all [REMOTE], show ADDRESS, reload,
  * stats, help. flush and show are common/config/admin.c, reload is
- * daemon_reload() (what SIGUSR1 does, but the errors come back), stats is
+ * reload_now() (what SIGUSR1 does, but the errors come back), stats is
  * the text of /metrics without its comments. Only the socket's mode and
  * group (milter.socket-mode, milter.group) guard it; every command is
  * logged with the peer's uid and how it ended.
@@ -152,7 +152,7 @@ static int run(char **words, int n, FILE *out)
         rc = admin_show(rt, words[1], out);
         runtime_unref(rt);
     } else if (strcmp(cmd, "reload") == 0 && n == 1) {
-        rc = daemon_reload("control socket", err, sizeof err);
+        rc = reload_now("control socket", err, sizeof err);
         fprintf(out, "%s\n", err);
     } else if (strcmp(cmd, "stats") == 0 && n == 1) {
         stats(out);

@@ -37,7 +37,6 @@
 #include "milter.h"
 #include "pidfile.h"
 #include "privileges.h"
-#include "restart.h"
 #include "services.h"
 #include "stop.h"
 #include "util.h"
@@ -45,44 +44,6 @@
 /* The drain after SIGTERM: routing.timeout plus the longest RCPT lookup and some slack. */
 #define STOP_MARGIN_MS 30000
 
-static const char *config_file;              /* -c, for reloads */
-static const struct nh_config *started_cfg;  /* what the sockets, identity and pid file come from */
-static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int daemon_reload(const char *why, char *err, size_t errlen)
-{
-    char *line, *save = NULL;
-    int64_t start = now_ms();
-    pthread_mutex_lock(&reload_lock);   /* a signal and the control socket at once: one after the other */
-    struct nh_runtime *running = runtime_current();
-    struct nh_runtime *run = runtime_load(config_file, running, 0, err, errlen);
-    runtime_unref(running);
-    if (!run) {
-        char *copy = xstrdup(err);
-        for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            log_error("reload failed, keeping the running config: %s", line);
-        free(copy);
-        metrics_count(METRICS_RELOAD_FAILED);
-        pthread_mutex_unlock(&reload_lock);
-        return -1;
-    }
-    if (run->cfg->log_level >= 0)
-        log_set_level((enum log_level)run->cfg->log_level);
-    char later[512];
-    size_t n = started_cfg ? config_restart_keys(started_cfg, run->cfg, later, sizeof later) : 0;
-    runtime_install(run);
-    metrics_count(METRICS_RELOAD_OK);
-    log_info("reload: %s loaded in %ld ms (%s)", config_file, (long)(now_ms() - start), why);
-    if (n) {
-        log_warning("reload: %s changed, which only a restart applies; still running with the "
-                    "values the daemon started with", later);
-        snprintf(err, errlen, "ok, but only a restart applies the change of %s", later);
-    } else {
-        snprintf(err, errlen, "ok");
-    }
-    pthread_mutex_unlock(&reload_lock);
-    return 0;
-}
 
 /* How long messages in flight may take to end once a stop begins. */
 static int64_t drain_ms(void)
@@ -113,7 +74,7 @@ static void *signal_thread(void *arg)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGUSR1 || sig == SIGHUP)
-            daemon_reload(strsignal(sig), err, sizeof err);
+            reload_now(strsignal(sig), err, sizeof err);
         else
             stop_begin(drain_ms());
     }
@@ -208,7 +169,6 @@ int daemon_run(const struct options *opt)
      */
     daemon_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    config_file = opt->config_file;
     log_init("milter-nexthop", !opt->foreground, opt->verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
     struct nh_runtime *run = runtime_load(opt->config_file, NULL, 0, err, sizeof err);
     if (!run) {
@@ -218,7 +178,7 @@ int daemon_run(const struct options *opt)
         return EX_CONFIG;
     }
     const struct nh_config *cfg = run->cfg;
-    started_cfg = cfg;   /* run is held until daemon_run returns */
+    reload_setup(opt->config_file, cfg);   /* run is held until daemon_run returns */
     set_logging(opt, cfg);
     if (cfg->world_readable_secret)
         log_warning("%s holds an auth secret and is readable by everyone: chmod o-r it (or move "

@@ -31,13 +31,15 @@ int callbacks_register(void);
 
 /* daemon.c */
 int daemon_run(const struct options *opt);
+/* reload.c: the file reloads read, and the config the daemon started with. */
+void reload_setup(const char *config_file, const struct nh_config *started);
 /*
  * Reloads the config file (SIGUSR1, SIGHUP, the control socket's reload):
  * 0 with "ok" in err (or which changed settings wait for a restart), or
  * -1 with every FILE:LINE error in err (one per line) and the running
  * config kept. why is logged.
  */
-int daemon_reload(const char *why, char *err, size_t errlen);
+int reload_now(const char *why, char *err, size_t errlen);
 
 /* control.c: the control socket (control.socket) on its open listener. */
 int control_start(const struct listener *l, const char *spec, char *err, size_t errlen);
