@@ -38,6 +38,7 @@
 #include "pidfile.h"
 #include "privileges.h"
 #include "services.h"
+#include "sockspec.h"
 #include "stop.h"
 #include "util.h"
 
@@ -170,6 +171,11 @@ int daemon_run(const struct options *opt)
     daemon_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     log_init("milter-nexthop", !opt->foreground, opt->verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+    char conn[512];
+    if (opt->socket && sockspec_milter(opt->socket, conn, sizeof conn, err, sizeof err) < 0) {
+        fprintf(stderr, "milter-nexthop: -p: %s\n", err);   /* checked as milter.socket is at load */
+        return EX_USAGE;
+    }
     struct nh_runtime *run = runtime_load(opt->config_file, NULL, 0, err, sizeof err);
     if (!run) {
         fprintf(stderr, "%s\n", err);

@@ -13,6 +13,9 @@
  * ours (libmilter_hooks.h): listen() tells us its descriptor, unlink() does
  * nothing, since libmilter would remove whatever socket is at the path at
  * exit, even one a new instance made.
+ * Spellings are sockspec.c's; the milter socket is handed to libmilter in
+ * libmilter's own spelling (sockspec_milter), so Postfix's inet:HOST:PORT
+ * binds what it says.
  * Must not: chmod/chown by path, unlink anything but a socket we made (or
  * a stale one nobody answers on), or be called once threads run (umask).
  */
@@ -32,6 +35,7 @@
 
 #include "libmilter_hooks.h"
 #include "listener.h"
+#include "sockspec.h"
 #include "util.h"
 
 static int libmilter_listen_fd = -1;
@@ -47,55 +51,6 @@ int nexthop_libmilter_listen(int sockfd, int backlog)
 int nexthop_libmilter_unlink(const char *path)
 {
     (void)path;   /* listener_close() removes the socket file, and only ours */
-    return 0;
-}
-
-/* "unix:/p", "local:/p", "/p" -> "/p"; NULL for anything else. */
-static const char *unix_path(const char *spec)
-{
-    if (strncmp(spec, "unix:", 5) == 0)
-        return spec + 5;
-    if (strncmp(spec, "local:", 6) == 0)
-        return spec + 6;
-    return spec[0] == '/' ? spec : NULL;
-}
-
-/* TCP spellings -> host and port: "inet:PORT@HOST", "inet:PORT", "inet:HOST:PORT", "HOST:PORT", "[V6]:PORT". */
-static int inet_parts(const char *spec, char *host, size_t hlen, char *port, size_t plen)
-{
-    const char *s = spec, *h, *p, *at;
-    size_t n;
-    if (strncmp(s, "inet:", 5) == 0)
-        s += 5;
-    else if (strncmp(s, "inet6:", 6) == 0)
-        s += 6;
-    if ((at = strchr(s, '@')) != NULL || !strchr(s, ':')) {   /* libmilter's PORT@HOST */
-        p = s;
-        n = at ? (size_t)(at - s) : strlen(s);
-        h = at ? at + 1 : "";
-        if (n == 0 || n >= plen || strlen(h) >= hlen)
-            return -1;
-        snprintf(port, plen, "%.*s", (int)n, p);
-        snprintf(host, hlen, "%s", h);
-    } else {
-        const char *colon = strrchr(s, ':');
-        h = s;
-        n = (size_t)(colon - s);
-        if (*h == '[') {
-            if (n < 2 || colon[-1] != ']')
-                return -1;
-            h++;
-            n -= 2;
-        }
-        if (!colon[1] || n >= hlen || strlen(colon + 1) >= plen)
-            return -1;
-        snprintf(host, hlen, "%.*s", (int)n, h);
-        snprintf(port, plen, "%s", colon + 1);
-    }
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {   /* inet6:PORT@[::1] */
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
     return 0;
 }
 
@@ -208,16 +163,12 @@ static int open_unix(struct listener *l, const char *path, const struct listener
     return 0;
 }
 
-static int open_inet(struct listener *l, const char *spec, char *err, size_t errlen)
+static int open_inet(struct listener *l, const struct sockspec *ss, const char *spec, char *err,
+                     size_t errlen)
 {
-    char host[256], port[32];
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *ai;
-    if (inet_parts(spec, host, sizeof host, port, sizeof port) < 0) {
-        set_error(err, errlen, "%s: '%s' is not ADDRESS:PORT", l->what, spec);
-        return -1;
-    }
-    int gai = getaddrinfo(*host ? host : NULL, port, &hints, &ai);
+    int gai = getaddrinfo(*ss->host ? ss->host : NULL, ss->port, &hints, &ai);
     if (gai != 0) {
         set_error(err, errlen, "%s: %s: %s", l->what, spec, gai_strerror(gai));
         return -1;
@@ -246,12 +197,17 @@ static void listener_init(struct listener *l, const char *what)
 int listener_open(struct listener *l, const char *what, const char *spec, int kinds,
                   const struct listener_perm *perm, char *err, size_t errlen)
 {
+    struct sockspec ss;
+    char e[ERRLEN];
     listener_init(l, what);
-    const char *path = unix_path(spec);
-    if (path && (kinds & LISTEN_UNIX))
-        return open_unix(l, path, perm, err, errlen);
-    if (!path && (kinds & LISTEN_INET))
-        return open_inet(l, spec, err, errlen);
+    if (sockspec_parse(spec, &ss, e, sizeof e) < 0) {
+        set_error(err, errlen, "%s: %s", what, e);
+        return -1;
+    }
+    if (ss.is_unix && (kinds & LISTEN_UNIX))
+        return open_unix(l, ss.path, perm, err, errlen);
+    if (!ss.is_unix && (kinds & LISTEN_INET))
+        return open_inet(l, &ss, spec, err, errlen);
     set_error(err, errlen, "%s: '%s': expected %s", what, spec,
               kinds == LISTEN_UNIX ? "a unix socket path" : kinds == LISTEN_INET
               ? "ADDRESS:PORT" : "inet:ADDRESS:PORT or unix:/path");
@@ -261,15 +217,21 @@ int listener_open(struct listener *l, const char *what, const char *spec, int ki
 int listener_open_milter(struct listener *l, const char *spec, const struct listener_perm *perm,
                          char *err, size_t errlen)
 {
+    static char conn[512];   /* kept: smfi_setconn copies it, but nothing is lost by keeping it */
+    char e[ERRLEN];
     listener_init(l, "milter.socket");
     l->libmilter_fd = true;
-    const char *path = unix_path(spec);
-    if (path && unix_prepare(l, path, err, errlen) < 0)
+    if (sockspec_milter(spec, conn, sizeof conn, e, sizeof e) < 0) {
+        set_error(err, errlen, "milter.socket: %s", e);
+        return -1;
+    }
+    bool is_unix = strncmp(conn, "unix:", 5) == 0;
+    if (is_unix && unix_prepare(l, conn + 5, err, errlen) < 0)
         return -1;
     mode_t old = umask(umask_for(perm));
     errno = 0;
     libmilter_listen_fd = -1;
-    int rc = smfi_setconn((char *)spec) == MI_FAILURE || smfi_opensocket(false) == MI_FAILURE;
+    int rc = smfi_setconn(conn) == MI_FAILURE || smfi_opensocket(false) == MI_FAILURE;
     int saved = errno;
     umask(old);
     if (rc || libmilter_listen_fd < 0) {
@@ -278,8 +240,8 @@ int listener_open_milter(struct listener *l, const char *spec, const struct list
         return -1;
     }
     l->fd = libmilter_listen_fd;
-    l->family = path ? AF_UNIX : AF_INET;
-    return path ? unix_finish(l, perm, err, errlen) : 0;
+    l->family = is_unix ? AF_UNIX : strncmp(conn, "inet6:", 6) == 0 ? AF_INET6 : AF_INET;
+    return is_unix ? unix_finish(l, perm, err, errlen) : 0;
 }
 
 void listener_remove(struct listener *l)

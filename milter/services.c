@@ -13,6 +13,8 @@ static struct listener stats = { .fd = -1 }, socketmap = { .fd = -1 }, authsvc =
 int services_open(const struct nh_config *cfg, char *err, size_t errlen)
 {
     const struct listener_perm perm = { .mode = cfg->socket_mode, .group = cfg->group };
+    /* the MTA needs the others; the control socket is the admins' (control.group, control.mode) */
+    const struct listener_perm control_perm = { .mode = cfg->control_mode, .group = cfg->control_group };
     if (cfg->stats_listen &&
         listener_open(&stats, "stats.listen", cfg->stats_listen, LISTEN_INET, NULL, err, errlen) < 0)
         return -1;
@@ -25,8 +27,8 @@ int services_open(const struct nh_config *cfg, char *err, size_t errlen)
                       err, errlen) < 0)
         return -1;
     if (cfg->control_socket &&
-        listener_open(&control, "control.socket", cfg->control_socket, LISTEN_UNIX, &perm, err,
-                      errlen) < 0)
+        listener_open(&control, "control.socket", cfg->control_socket, LISTEN_UNIX, &control_perm,
+                      err, errlen) < 0)
         return -1;
     return 0;
 }

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 #include "conn.h"
@@ -31,6 +33,7 @@
 #include "redis.h"
 #include "rules.h"
 #include "schema.h"
+#include "sockspec.h"
 #include "util.h"
 
 struct loader {
@@ -116,7 +119,7 @@ static bool type_ok(const config_setting_t *s, enum key_type t)
     case K_ENUM: return st == CONFIG_TYPE_STRING;
     case K_BOOL: return st == CONFIG_TYPE_BOOL;
     case K_DURATION: return st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64;
-    case K_MODE: return st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_INT;
+    case K_MODE: return st == CONFIG_TYPE_STRING;   /* 770 unquoted is decimal 770, mode 01402 */
     case K_RULE: return st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_BOOL || st == CONFIG_TYPE_LIST ||
                         st == CONFIG_TYPE_INT;
     case K_LISTVAL:
@@ -230,9 +233,7 @@ static void store_value(struct loader *ld, void *base, const struct key_def *k,
     }
     case K_MODE: {
         int mode = 0;
-        if (s && config_setting_type(s) == CONFIG_TYPE_INT)
-            mode = config_setting_get_int(s);
-        else if (parse_mode(s ? config_setting_get_string(s) : k->def, &mode) < 0)
+        if (parse_mode(s ? config_setting_get_string(s) : k->def, &mode) < 0)
             add_error(ld, s, "%s: must be an octal mode such as \"0660\"", name);
         *(int *)f = mode;
         break;
@@ -494,6 +495,50 @@ static struct rule *load_rule(struct loader *ld, const struct key_def *k)
     return r;
 }
 
+/* A socket mode that lets every local user in gets a warning: nothing else guards these sockets. */
+static void warn_other_access(struct loader *ld, const char *key, int mode)
+{
+    const config_setting_t *s = lookup_setting(ld, key);
+    if (s && (mode & 0007))
+        log_warning("%s:%d: %s: \"%04o\" lets every local user connect (and, on the control socket, "
+                    "flush and reload); give the access to a group instead (\"0660\")", ld->file,
+                    (int)config_setting_source_line(s), key, (unsigned)mode);
+}
+
+/* The user and group must exist here: -n (and a reload) says so, not the next start. */
+static void check_identity(struct loader *ld, const char *key, const char *name, bool is_user)
+{
+    if (!name)
+        return;
+    if (is_user ? getpwnam(name) == NULL : getgrnam(name) == NULL)
+        add_error(ld, lookup_setting(ld, key), "%s: no %s '%s' on this machine", key,
+                  is_user ? "user" : "group", name);
+}
+
+/*
+ * The milter socket in a spelling libmilter takes as meant (sockspec.h);
+ * the control socket's group and mode default to the milter socket's.
+ */
+static void check_sockets(struct loader *ld)
+{
+    struct nh_config *cfg = ld->cfg;
+    char conn[512], e[ERRLEN];
+    const config_setting_t *sock = lookup_setting(ld, "milter.socket");
+    if (cfg->socket && sockspec_milter(cfg->socket, conn, sizeof conn, e, sizeof e) < 0)
+        add_error(ld, sock, "milter.socket: %s", e);
+    if (!lookup_setting(ld, "control.mode"))
+        cfg->control_mode = cfg->socket_mode;
+    if (!lookup_setting(ld, "control.group") && cfg->group)
+        cfg->control_group = xstrdup(cfg->group);
+    check_identity(ld, "milter.user", cfg->user, true);
+    check_identity(ld, "milter.group", cfg->group, false);
+    if (lookup_setting(ld, "control.group"))
+        check_identity(ld, "control.group", cfg->control_group, false);
+    warn_other_access(ld, "milter.socket-mode", cfg->socket_mode);
+    if (cfg->control_socket)
+        warn_other_access(ld, "control.mode", cfg->control_mode);
+}
+
 static void load_globals(struct loader *ld)
 {
     struct nh_config *cfg = ld->cfg;
@@ -506,6 +551,7 @@ static void load_globals(struct loader *ld)
                             "abcdefghijklmnopqrstuvwxyz{|}~") != strlen(hdr)))
         add_error(ld, lookup_setting(ld, "routing.header"),
                   "routing.header: '%s' is not a valid header name", hdr);
+    check_sockets(ld);
 }
 
 static void check_services(struct loader *ld)
@@ -632,7 +678,7 @@ void config_unref(struct nh_config *cfg)
     char **strings[] = { &cfg->path, &cfg->exposed_secret_file, &cfg->socket, &cfg->user, &cfg->group, &cfg->pidfile,
                          &cfg->stats_listen, &cfg->redis, &cfg->redis_prefix,
                          &cfg->socketmap_listen, &cfg->auth_service_socket, &cfg->auth_service_lookup,
-                         &cfg->control_socket };
+                         &cfg->control_socket, &cfg->control_group };
     for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
         free(*strings[i]);
     free(cfg);

@@ -52,6 +52,8 @@ struct nh_config {
     char *socketmap_listen;
     char *auth_service_socket, *auth_service_lookup;
     char *control_socket;
+    char *control_group;    /* control.group, else milter.group */
+    int control_mode;       /* control.mode, else milter.socket-mode */
 
     bool world_readable_secret;           /* warn at start and from -n ... */
     char *exposed_secret_file;            /* ... naming this file (config or secret-file) */

@@ -30,7 +30,7 @@ static const char *const db_types[] = { "sqlite", "postgresql", NULL };
 const struct key_def config_schema[] = {
     { "milter", K_GROUP, NULL, .help = "the daemon itself" },
     { "milter.socket", K_STRING, "unix:/run/milter-nexthop/milter.sock", G(socket),
-      .help = "libmilter socket: unix:/path or inet:PORT@ADDRESS (-p overrides)" },
+      .help = "libmilter socket: unix:/path or inet:PORT@ADDRESS (also inet:ADDRESS:PORT; the address is required) (-p overrides)" },
     { "milter.socket-mode", K_MODE, "0660", G(socket_mode), .help = "permissions of a unix socket" },
     { "milter.user", K_STRING, NULL, G(user), .help = "user to switch to after the socket exists (-u overrides)" },
     { "milter.group", K_STRING, NULL, G(group), .help = "group of the socket and of the process" },
@@ -111,7 +111,9 @@ const struct key_def config_schema[] = {
     { "auth-service.socket", K_STRING, NULL, G(auth_service_socket), .help = "saslauthd mux socket path" },
     { "auth-service.lookup", K_STRING, NULL, G(auth_service_lookup), .help = "remote/<id> to check passwords against" },
     { "control", K_GROUP, NULL, .help = "the admin's control socket (milter-nexthop -C)" },
-    { "control.socket", K_STRING, NULL, G(control_socket), .help = "unix socket path for -C (mode and group from milter.*); unset = none" },
+    { "control.socket", K_STRING, NULL, G(control_socket), .help = "unix socket path for -C; unset = none" },
+    { "control.group", K_STRING, NULL, G(control_group), .help = "group of the control socket (default: milter.group); make it your admins'" },
+    { "control.mode", K_MODE, NULL, G(control_mode), .help = "permissions of the control socket (default: milter.socket-mode)" },
 };
 const size_t config_schema_len = ARRAY_SIZE(config_schema);
 
@@ -132,7 +134,7 @@ const char *schema_type_name(enum key_type t)
     case K_SIZE: return "a number of bytes";
     case K_BOOL: return "true or false";
     case K_DURATION: return "a duration (\"30s\", \"1h\") or milliseconds";
-    case K_MODE: return "an octal mode string such as \"0660\"";
+    case K_MODE: return "an octal string such as \"0660\" (quoted: a bare 660 is a decimal number)";
     case K_ENUM: return "one of the names listed for it";
     case K_RULE: return "a value or a list of rule branches";
     case K_LISTVAL: return "an array of strings or \"file:///path\"";

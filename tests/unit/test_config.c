@@ -18,6 +18,7 @@
 #include "log.h"
 #include "rules.h"
 #include "schema.h"
+#include "sockspec.h"
 
 static char path[256];
 
@@ -240,6 +241,70 @@ static void test_bad_values(void **state)
     expect_error("list = {\n l = \"http://x\"; };\n", 2, "file:///path");
 }
 
+/* attack-admin 5: Postfix's spelling must not become port 127 on every interface */
+static void test_milter_socket_spelling(void **state)
+{
+    const char *good[][2] = {
+        { "unix:/run/m.sock", NULL }, { "local:/run/m.sock", NULL }, { "/run/m.sock", NULL },
+        { "inet:8895@127.0.0.1", NULL }, { "inet6:8895@::1", NULL }, { "inet:8895@0.0.0.0", NULL },
+        { "inet:127.0.0.1:8895", "inet:8895@127.0.0.1" }, { "[::1]:8895", "inet6:8895@::1" },
+        { "inet:localhost:8895", "inet:8895@localhost" },
+    };
+    char conf[300], conn[512], e[512];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        snprintf(conf, sizeof conf, "milter = { socket = \"%s\"; };\n", good[i][0]);
+        config_unref(expect_ok(conf));
+        if (good[i][1]) {
+            assert_int_equal(sockspec_milter(good[i][0], conn, sizeof conn, e, sizeof e), 0);
+            assert_string_equal(conn, good[i][1]);
+        }
+    }
+    expect_error("milter = {\n socket = \"inet:8895\"; };\n", 2,
+                 "milter.socket: 'inet:8895' names no address, so libmilter would listen on every "
+                 "interface: write inet:8895@127.0.0.1 (or inet:8895@0.0.0.0");
+    expect_error("milter = {\n socket = \"inet:127.0.0.1:\"; };\n", 2, "milter.socket: 'inet:127.0.0.1:'");
+    expect_error("milter = {\n socket = \"inet:http@127.0.0.1\"; };\n", 2, "port 'http' is not a number");
+    expect_error("milter = {\n socket = \"inet:::1:8895\"; };\n", 2, "milter.socket: 'inet:::1:8895' is neither");
+    expect_error("milter = {\n socket = \"inet6:8895@127.0.0.1\"; };\n", 2, "inet6 needs an IPv6 address");
+    expect_error("milter = {\n socket = \"inet:8895@127.0.0.1:25\"; };\n", 2, "is not an address or host name");
+}
+
+/* attack-admin 6: an unquoted 770 is decimal (mode 01402, world-usable) */
+static void test_socket_mode_integer(void **state)
+{
+    expect_error("milter = {\n socket-mode = 770; };\n", 2,
+                 "socket-mode: must be an octal string such as \"0660\"");
+    expect_error("control = { socket = \"/run/c.sock\";\n mode = 660; };\n", 2, "mode: must be an octal string");
+    expect_error("milter = {\n socket-mode = \"01770\"; };\n", 2, "octal");
+}
+
+/* attack-admin 7: an unknown user or group is a load-time error, so -n and a reload catch it */
+static void test_user_group_exist(void **state)
+{
+    expect_error("milter = {\n user = \"no-such-user-here\"; };\n", 2,
+                 "milter.user: no user 'no-such-user-here' on this machine");
+    expect_error("milter = {\n group = \"no-such-group-here\"; };\n", 2,
+                 "milter.group: no group 'no-such-group-here' on this machine");
+    expect_error("control = { socket = \"/run/c.sock\";\n group = \"no-such-group-here\"; };\n", 2,
+                 "control.group: no group 'no-such-group-here' on this machine");
+    config_unref(expect_ok("milter = { user = \"root\"; group = \"root\"; };\n"));
+}
+
+/* attack-hostile 3: the control socket's own group and mode; by default the milter socket's */
+static void test_control_group_mode(void **state)
+{
+    struct nh_config *cfg = expect_ok("milter = { group = \"root\"; socket-mode = \"0660\"; };\n"
+                                      "control = { socket = \"/run/c.sock\"; };\n");
+    assert_string_equal(cfg->control_group, "root");
+    assert_int_equal(cfg->control_mode, 0660);
+    config_unref(cfg);
+    cfg = expect_ok("milter = { group = \"root\"; };\n"
+                    "control = { socket = \"/run/c.sock\"; group = \"nogroup\"; mode = \"0600\"; };\n");
+    assert_string_equal(cfg->control_group, "nogroup");
+    assert_int_equal(cfg->control_mode, 0600);
+    config_unref(cfg);
+}
+
 static void test_example_config_loads(void **state)
 {
     char err[8192], example[512];
@@ -321,6 +386,10 @@ int main(void)
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_all_errors_reported),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_milter_socket_spelling),
+        cmocka_unit_test(test_socket_mode_integer),
+        cmocka_unit_test(test_user_group_exist),
+        cmocka_unit_test(test_control_group_mode),
         cmocka_unit_test(test_example_config_loads),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_tls_ca_file),
