@@ -42,10 +42,11 @@ static struct nh_config *load_or_print(const char *file)
 
 static void warn_secret(const struct nh_config *cfg)
 {
-    if (cfg->world_readable_secret)
-        fprintf(stderr, "%s: warning: %s holds an auth secret and is readable by everyone; "
-                        "chmod o-r it (or move the secret to an auth.secret-file that is)\n",
-                cfg->path, cfg->exposed_secret_file);
+    char text[2048];
+    if (!cfg->world_readable_secret)
+        return;
+    config_secret_warning(cfg, text, sizeof text);
+    fprintf(stderr, "%s: warning: %s\n", cfg->path, text);
 }
 
 int cli_check(const char *file, bool verbose)

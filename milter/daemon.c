@@ -186,9 +186,11 @@ int daemon_run(const struct options *opt)
     const struct nh_config *cfg = run->cfg;
     reload_setup(opt->config_file, cfg);   /* run is held until daemon_run returns */
     set_logging(opt, cfg);
-    if (cfg->world_readable_secret)
-        log_warning("%s holds an auth secret and is readable by everyone: chmod o-r it (or move "
-                    "the secret to an auth.secret-file that is)", cfg->exposed_secret_file);
+    if (cfg->world_readable_secret) {
+        char text[2048];
+        config_secret_warning(cfg, text, sizeof text);
+        log_warning("%s", text);
+    }
     runtime_install(runtime_ref(run));   /* serve() keeps using run->cfg across reloads */
     int status = serve(opt, cfg);
     runtime_install(NULL);

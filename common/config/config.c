@@ -684,6 +684,15 @@ void config_unref(struct nh_config *cfg)
     free(cfg);
 }
 
+void config_secret_warning(const struct nh_config *cfg, char *buf, size_t len)
+{
+    const char *group = cfg->group ? cfg->group : "milter-nexthop", *f = cfg->exposed_secret_file;
+    snprintf(buf, len, "%s holds an auth secret and is readable by everyone: give it to the daemon's "
+             "group, mode 0640 (chgrp %s %s; chmod 0640 %s), or move the secret to an "
+             "auth.secret-file only the daemon's user can read (a plain chmod o-r on a root-owned "
+             "file also locks out a daemon running as its own user)", f, group, f, f);
+}
+
 const struct remote_def *config_remote(const struct nh_config *cfg, const char *id)
 {
     for (size_t i = 0; i < cfg->n_remotes; i++)

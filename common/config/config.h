@@ -84,4 +84,11 @@ void config_dump(const struct nh_config *cfg, FILE *out);
 /* The schema, for documentation checks: one key per line. */
 void config_schema_print(FILE *out);
 
+/*
+ * The warning for a secret anyone can read, with what to do that keeps the
+ * daemon able to read it after it dropped privileges (a plain chmod o-r on
+ * a root-owned file does not): "FILE holds an auth secret ...".
+ */
+void config_secret_warning(const struct nh_config *cfg, char *buf, size_t len);
+
 #endif

@@ -24,6 +24,10 @@ printf 'remote = { a = { address = "127.0.0.1"; auth = { username = "u"; secret 
 chmod 0644 "$dir/secret.conf"
 expect_rc 0 "-n with a world-readable secret" "$NEXTHOP_BIN" -c "$dir/secret.conf" -n -v
 grep -q "readable by everyone" "$dir/err" && ok "world-readable secret warned" || bad "no warning for a world-readable secret"
+# attack-admin 10: "chmod o-r" on the root-owned config locks out the daemon's own user; say what works
+check "... saying what keeps the daemon able to read it" \
+    grep -q "chgrp milter-nexthop $dir/secret.conf; chmod 0640 $dir/secret.conf" "$dir/err"
+check "... and not the advice that breaks the start" bash -c "! grep -q 'chmod o-r it' '$dir/err'"
 grep -q hunter2 "$dir/out" "$dir/err" && bad "-n printed the secret" || ok "-n never prints the secret"
 
 # -t: what the rules decide
