@@ -7,7 +7,7 @@
  * stats, help. flush and show are common/config/admin.c, reload is
  * reload_now() (what SIGUSR1 does, but the errors come back), stats is
  * the text of /metrics without its comments. Only the socket's mode and
- * group (milter.socket-mode, milter.group) guard it; every command is
+ * group (control.mode, control.group) guard it; every command is
  * logged with the peer's uid and how it ended.
  *
  * Must not: decide what a command does to the caches (admin.c does),
@@ -28,8 +28,15 @@
 #include "services.h"
 #include "util.h"
 
+/*
+ * -C writes its whole command line at once, so a client that has not sent
+ * it within REQUEST_MS is stalled, not slow; and no one uid may hold more
+ * than CONTROL_PER_UID of the slots, so a few stalled clients of one user
+ * (the MTA's, say) cannot lock out the admin's -C.
+ */
 #define CONTROL_CLIENTS 8
-#define REQUEST_MS 10000       /* the command line must arrive within this */
+#define CONTROL_PER_UID 3
+#define REQUEST_MS 2000        /* the command line must arrive within this */
 #define SEND_MS 10000          /* and the answer leave within this */
 #define LINE_MAX_BYTES 1024
 #define MAX_WORDS 4
@@ -202,7 +209,7 @@ static void serve(int fd, void *arg)
 
 int control_start(const struct listener *l, const char *spec, char *err, size_t errlen)
 {
-    const struct acceptor_limits lim = { .total = CONTROL_CLIENTS, .per_uid = CONTROL_CLIENTS,
+    const struct acceptor_limits lim = { .total = CONTROL_CLIENTS, .per_uid = CONTROL_PER_UID,
                                          .wait_for_slot = true };
     if (acceptor_start(l, "control", &lim, serve, NULL, err, errlen) < 0)
         return -1;
