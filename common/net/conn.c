@@ -58,6 +58,8 @@ struct conn {
     conn_tick_fn tick;
     void *tick_ctx;
     int tick_ms;
+    bool awaiting;              /* a write went out since the last read: the
+                                   answer cannot be here yet, poll first */
     int64_t last_tick;
 };
 
@@ -502,6 +504,7 @@ int conn_write(struct conn *c, const void *buf, size_t len, int64_t deadline_ms,
             return CONN_ERROR;
         if (r > 0) {
             off += (size_t)r;
+            c->awaiting = true;
             continue;
         }
         int w = wait_fd(c, events, deadline_ms);
@@ -554,6 +557,16 @@ static int fill(struct conn *c, int64_t deadline_ms, char *err, size_t errlen)
         c->end -= c->start;
         c->start = 0;
     }
+    /* right after a request its answer is never there yet: a read would
+     * only return EAGAIN, so wait first (one system call less) */
+    if (c->awaiting && !conn_has_buffered(c)) {
+        int w = wait_fd(c, POLLIN, deadline_ms);
+        if (w < 0) {
+            set_wait_error(w, c, "reading from", err, errlen);
+            return w;
+        }
+    }
+    c->awaiting = false;
     for (;;) {
         short events = POLLIN;
         ssize_t r = try_recv(c, &events, err, errlen);

@@ -27,6 +27,7 @@
 #include "util.h"
 
 #define POOL_IDLE_MAX_MS 30000      /* idle connections older than this are closed */
+#define POOL_FRESH_MS 1500          /* used this recently: reused without any check */
 #define POOL_NOOP_AFTER_MS 5000     /* idle longer than this: NOOP before reuse */
 #define POOL_DOWN_MIN_MS 1000
 #define POOL_DOWN_MAX_MS 30000
@@ -249,14 +250,23 @@ static struct pconn *pconn_open(struct pool *p, bool with_auth, int64_t deadline
     return pc;
 }
 
-/* A reused connection must still be alive; after 5 s idle it must answer NOOP. */
+/*
+ * A reused connection must still be alive. Used within POOL_FRESH_MS: no
+ * check at all (a server that closed it meanwhile makes the lookup fail,
+ * and pool_lookup() retries once on a fresh connection); idle longer: the
+ * socket must be quiet (no EOF, no unsolicited 421); after
+ * POOL_NOOP_AFTER_MS it must answer NOOP too.
+ */
 static bool pconn_healthy(struct pconn *pc, int64_t deadline_ms)
 {
     char tmp[ERRLEN];
+    int64_t idle = now_ms() - pc->last_used;
+    if (idle <= POOL_FRESH_MS)
+        return true;
     bool alive = pc->smtp ? smtp_idle_ok(pc->smtp) : imap_idle_ok(pc->imap);
     if (!alive)
         return false;
-    if (now_ms() - pc->last_used <= POOL_NOOP_AFTER_MS)
+    if (idle <= POOL_NOOP_AFTER_MS)
         return true;
     int rc = pc->smtp ? smtp_noop(pc->smtp, deadline_ms, tmp, sizeof tmp)
                       : imap_noop(pc->imap, deadline_ms, tmp, sizeof tmp);

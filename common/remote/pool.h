@@ -3,8 +3,8 @@
  *
  * A pool owns at most `concurrency` connections to one remote.<id>. Each
  * connection is reused for up to limits.requests operations, closed after
- * limits.errors failures, closed when idle too long, and checked with NOOP
- * before reuse. Callers wait for a free connection within the remote's
+ * limits.errors failures, closed when idle too long, and checked before
+ * reuse unless it was used moments ago (NOOP after a few seconds idle). Callers wait for a free connection within the remote's
  * timeout. A host that refuses connections is marked down for a short,
  * growing interval, so callers fail at once instead of stalling.
  * Thread-safe: called from many milter worker threads.

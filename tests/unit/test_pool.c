@@ -443,6 +443,36 @@ static void test_idle_dropped_by_server(void **state)
     fake_stop(&f);
 }
 
+/*
+ * Reused moments after its last lookup, a connection is not checked first:
+ * when the server closed it meanwhile (here after 0.2 s idle, with a 421),
+ * the probe fails on it and is run once more on a fresh connection, so the
+ * caller still gets the answer, never a 451 of its own.
+ */
+static void test_closed_while_fresh_retried(void **state)
+{
+    (void)state;
+    struct fake f;
+    struct remote_def r;
+    char reply[256], err[ERRLEN];
+    fake_start(&f, "normal", "--idle-close", "0.2", NULL);
+    remote_init(&r, f.port, PROTO_LMTP);
+    struct pool *p = pool_create(&r);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_YES);
+    sleep_ms(600);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "bad@example.org", NULL, reply, err), LOOKUP_NO);
+    assert_non_null(strstr(reply, "550 5.1.1"));
+    assert_int_equal(log_count(&f, "RCPT TO:<bad@example.org>"), 1);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 2);
+    /* the retry is once only: a server that is gone for good is an error */
+    fake_stop(&f);
+    sleep_ms(100);
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok2@example.org", NULL, reply, err), LOOKUP_ERROR);
+    pool_destroy(p);
+}
+
 static void test_noop_before_reuse(void **state)
 {
     (void)state;
@@ -841,6 +871,7 @@ int main(void)
         cmocka_unit_test_teardown(test_host_down, stop_leftovers),
         cmocka_unit_test_teardown(test_unix_socket, stop_leftovers),
         cmocka_unit_test_teardown(test_idle_dropped_by_server, stop_leftovers),
+        cmocka_unit_test_teardown(test_closed_while_fresh_retried, stop_leftovers),
         cmocka_unit_test_teardown(test_noop_before_reuse, stop_leftovers),
         cmocka_unit_test_teardown(test_relay_lmtp, stop_leftovers),
         cmocka_unit_test_teardown(test_relay_smtp_one_reply, stop_leftovers),
