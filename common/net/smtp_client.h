@@ -78,6 +78,34 @@ enum lookup_result smtp_lookup(struct smtp_session *s, enum lookup_kind kind, co
                                const char *password, char **members_r, char *reply,
                                size_t replylen, int64_t deadline_ms, char *err, size_t errlen);
 
+/*
+ * Pipelined RCPT probes (RFC 2920), so that concurrent lookups can share
+ * one session (pool.c): smtp_probe_send() writes the probes of any number
+ * of callers in one write, with RSET and MAIL FROM:<> in front where the
+ * transaction needs them, and may be called again while replies are still
+ * outstanding; smtp_probe_read() reads replies in order until one answers
+ * a probe and returns that probe (its res, reply and err set), or NULL
+ * with err when the session failed (every probe still awaiting a reply
+ * is then unanswered). A RCPT reply after a refused MAIL is an error,
+ * never an answer. Only when smtp_pipelining(); at most SMTP_PIPELINE_MAX
+ * probes await replies at a time.
+ */
+#define SMTP_PIPELINE_MAX 32
+struct smtp_probe {
+    const char *arg;            /* the address, checked by request_check_lookup() */
+    char *reply, *err;          /* the caller's buffers */
+    size_t replylen, errlen;
+    enum lookup_result res;
+    bool answered;              /* res is set (without a reply for SMTPUTF8 refusals) */
+};
+bool smtp_pipelining(const struct smtp_session *s);
+int smtp_probe_send(struct smtp_session *s, struct smtp_probe *const *probes, size_t n,
+                    int64_t deadline_ms, char *err, size_t errlen);
+struct smtp_probe *smtp_probe_read(struct smtp_session *s, int64_t deadline_ms, char *err,
+                                   size_t errlen);
+/* Probes sent whose reply has not been read yet. */
+size_t smtp_probes_awaiting(const struct smtp_session *s);
+
 /* NOOP: 0 when the session answered 250, -1 (session broken) otherwise. */
 int smtp_noop(struct smtp_session *s, int64_t deadline_ms, char *err, size_t errlen);
 

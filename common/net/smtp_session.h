@@ -32,6 +32,14 @@ struct smtp_session {
     int tx_probes;              /* RCPT probes in the open transaction */
     bool tx_smtputf8;           /* the open probe transaction's MAIL carried SMTPUTF8 */
     bool need_rset;             /* the server may hold transaction state */
+    /* pipelined probes: commands sent whose replies are still to be read */
+    struct smtp_pending {
+        unsigned char kind;     /* smtp_lookup.c: RSET, MAIL or RCPT */
+        struct smtp_probe *probe;   /* RCPT only */
+    } pend[3 * SMTP_PIPELINE_MAX];
+    unsigned pend_head, pend_count, pend_probes;
+    bool mail_refused;          /* the last MAIL read was refused: RCPTs are errors */
+    char mail_refusal[256];
     bool in_auth;               /* replies may echo credentials: never log their text */
     char peer[300];
     char line[CONN_LINE_MAX + 1];
