@@ -10,7 +10,7 @@
  *
  * Must not: cache answers, log secrets, or hold the lock across I/O.
  */
-#include "pool.h"
+#include "pool_impl.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -32,25 +32,7 @@
 #define POOL_DOWN_MIN_MS 1000
 #define POOL_DOWN_MAX_MS 30000
 
-struct pconn {
-    struct pconn *next;             /* idle list */
-    struct smtp_session *smtp;      /* one of smtp/imap is set */
-    struct imap_session *imap;
-    int64_t last_used;
-    int requests, errors;
-    bool reused;                    /* handed out from the idle list */
-};
-
-struct pool {
-    const struct remote_def *r;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct pconn *idle;             /* most recently used first */
-    int concurrency, max_requests, max_errors;
-    int open, idle_count, max_open;
-    long connects, operations;
-    int64_t down_until, backoff_ms;
-};
+#define POOL_PIPELINE_DEPTH 8       /* probes one connection carries at once */
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -63,6 +45,10 @@ struct pool *pool_create(const struct remote_def *remote)
     p->max_requests = remote->limits_requests > 0 ? remote->limits_requests : 50;
     p->max_errors = remote->limits_errors > 0 ? remote->limits_errors : 3;
     p->backoff_ms = POOL_DOWN_MIN_MS;
+    p->depth = POOL_PIPELINE_DEPTH;
+    const char *d = getenv("NEXTHOP_PIPELINE_DEPTH");   /* benchmarks only */
+    if (d && atoi(d) > 0)
+        p->depth = atoi(d) < SMTP_PIPELINE_MAX ? atoi(d) : SMTP_PIPELINE_MAX;
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -113,13 +99,12 @@ static bool pconn_reusable(const struct pconn *pc)
     return pc->smtp ? smtp_reusable(pc->smtp) : imap_reusable(pc->imap);
 }
 
-/* Closes a connection and gives its slot back. Call without the lock. */
-static void close_and_release(struct pool *p, struct pconn *pc)
+void pool_close_conn(struct pool *p, struct pconn *pc)
 {
     pconn_close(pc);
     pthread_mutex_lock(&p->mu);
     p->open--;
-    pthread_cond_broadcast(&p->cv);
+    pthread_cond_signal(&p->cv);   /* one slot: one waiter */
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -279,17 +264,13 @@ static void close_list(struct pool *p, struct pconn *list)
 {
     while (list) {
         struct pconn *next = list->next;
-        close_and_release(p, list);
+        pool_close_conn(p, list);
         list = next;
     }
 }
 
-/*
- * A connection for one operation: a healthy idle one, or a new one.
- * fresh: always a new session, not logged in as the relay user (AUTH lookups).
- */
-static struct pconn *get_conn(struct pool *p, bool fresh, int64_t deadline_ms, char *err,
-                              size_t errlen)
+struct pconn *pool_get_conn(struct pool *p, bool fresh, int64_t deadline_ms, char *err,
+                            size_t errlen)
 {
     for (;;) {
         struct pconn *pc = NULL, *victim = NULL, *stale = NULL;
@@ -304,7 +285,7 @@ static struct pconn *get_conn(struct pool *p, bool fresh, int64_t deadline_ms, c
         if (g == GRAB_REUSE) {
             if (pconn_healthy(pc, deadline_ms))
                 return pc;
-            close_and_release(p, pc);
+            pool_close_conn(p, pc);
             continue;
         }
         if (victim)
@@ -313,17 +294,15 @@ static struct pconn *get_conn(struct pool *p, bool fresh, int64_t deadline_ms, c
     }
 }
 
-/* Back to the idle list, or closed when used up, failing or out of sync. */
-static void release(struct pool *p, struct pconn *pc, bool failed)
+void pool_put_conn(struct pool *p, struct pconn *pc, int ops, int failed)
 {
-    pc->requests++;
-    if (failed)
-        pc->errors++;
+    pc->requests += ops;
+    pc->errors += failed;
     bool keep = pconn_reusable(pc) && pc->requests < p->max_requests
                 && pc->errors < p->max_errors;
     struct pconn *stale = NULL;
     pthread_mutex_lock(&p->mu);
-    p->operations++;
+    p->operations += ops;
     take_expired(p, now_ms(), &stale);
     if (keep) {
         pc->last_used = now_ms();
@@ -331,12 +310,12 @@ static void release(struct pool *p, struct pconn *pc, bool failed)
         pc->next = p->idle;
         p->idle = pc;
         p->idle_count++;
-        pthread_cond_broadcast(&p->cv);
+        pthread_cond_signal(&p->cv);   /* one connection: one waiter */
     }
     pthread_mutex_unlock(&p->mu);
     close_list(p, stale);
     if (!keep)
-        close_and_release(p, pc);
+        pool_close_conn(p, pc);
 }
 
 /* ------------------------------------------------------------ lookups */
@@ -351,6 +330,23 @@ static enum lookup_result run_lookup(struct pconn *pc, enum lookup_kind kind, co
                            errlen);
     return smtp_lookup(pc->smtp, kind, arg, password, members_r, reply, replylen, deadline_ms,
                        err, errlen);
+}
+
+/* One lookup with a connection of its own. */
+static enum lookup_result exclusive_lookup(struct pool *p, enum lookup_kind kind, const char *arg,
+                                           const char *password, char **members_r, char *reply,
+                                           size_t replylen, int64_t deadline,
+                                           struct pool_outcome *o, char *err, size_t errlen)
+{
+    struct pconn *pc = pool_get_conn(p, kind == LOOKUP_AUTH, deadline, err, errlen);
+    if (!pc)
+        return LOOKUP_ERROR;
+    o->reused = pc->reused;
+    enum lookup_result res = run_lookup(pc, kind, arg, password, members_r, reply, replylen,
+                                        deadline, err, errlen);
+    o->broke = res == LOOKUP_ERROR && !pconn_reusable(pc);
+    pool_put_conn(p, pc, 1, res == LOOKUP_ERROR);
+    return res;
 }
 
 enum lookup_result pool_lookup(struct pool *p, enum lookup_kind kind, const char *arg,
@@ -369,17 +365,20 @@ enum lookup_result pool_lookup(struct pool *p, enum lookup_kind kind, const char
         return LOOKUP_ERROR;
     int64_t deadline = request_lookup_deadline(&p->r->ep);
     int64_t budget = deadline - now_ms();
-    for (int attempt = 0;; attempt++) {
-        struct pconn *pc = get_conn(p, kind == LOOKUP_AUTH, deadline, err, errlen);
-        if (!pc)
-            return LOOKUP_ERROR;
-        bool reused = pc->reused;
-        enum lookup_result res = run_lookup(pc, kind, arg, password, members_r, reply,
-                                            replylen, deadline, err, errlen);
-        bool broke = res == LOOKUP_ERROR && !pconn_reusable(pc);
-        release(p, pc, res == LOOKUP_ERROR);
+    bool shared = kind == LOOKUP_RCPT && p->r->ep.protocol != PROTO_IMAP;
+    for (int attempt = 0;;) {
+        struct pool_outcome o = { false, false, false };
+        enum lookup_result res =
+            shared ? pool_pipelined_rcpt(p, arg, reply, replylen, deadline, &o, err, errlen)
+                   : exclusive_lookup(p, kind, arg, password, members_r, reply, replylen,
+                                      deadline, &o, err, errlen);
+        /* its connection failed before the probe went out: not an attempt */
+        if (o.unsent && now_ms() < deadline) {
+            reply[0] = '\0';
+            continue;
+        }
         /* A reused connection the server dropped meanwhile: once more, fresh. */
-        if (broke && reused && attempt == 0 && deadline - now_ms() > budget / 2) {
+        if (o.broke && o.reused && attempt++ == 0 && deadline - now_ms() > budget / 2) {
             log_debug("remote %s: reused connection failed (%s), retrying",
                       p->r->id ? p->r->id : "?", err);
             reply[0] = '\0';
@@ -405,7 +404,7 @@ int pool_relay(struct pool *p, const char *sender, struct relay_rcpt *rcpts, siz
         return -1;
     }
     for (int attempt = 0;; attempt++) {
-        struct pconn *pc = get_conn(p, false, deadline_ms, err, errlen);
+        struct pconn *pc = pool_get_conn(p, false, deadline_ms, err, errlen);
         if (!pc) {
             fail_all(p, rcpts, n, err);
             return -1;
@@ -413,7 +412,7 @@ int pool_relay(struct pool *p, const char *sender, struct relay_rcpt *rcpts, siz
         bool reused = pc->reused;
         int rc = smtp_relay(pc->smtp, sender, rcpts, n, msg, progress, ctx, deadline_ms, err,
                             errlen);
-        release(p, pc, rc < 0);
+        pool_put_conn(p, pc, 1, rc < 0);
         /* Nothing was committed (no DATA sent): a dropped reused connection is retried. */
         if (rc == SMTP_RELAY_RETRYABLE && reused && attempt == 0 && now_ms() < deadline_ms) {
             log_debug("remote %s: reused connection failed before DATA (%s), retrying",
