@@ -89,6 +89,9 @@ void pool_get_stats(struct pool *p, struct pool_stats *st)
     st->connects = p->connects;
     st->operations = p->operations;
     st->down = now_ms() < p->down_until;
+    st->pipelined = 0;
+    for (const struct pconn *pc = p->active; pc; pc = pc->next_active)
+        st->pipelined += pc->pending;
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -65,6 +65,7 @@ struct pool_stats {
     int max_open;      /* highest `open` ever seen */
     long connects;     /* connections ever opened */
     long operations;   /* lookups + relays run */
+    int pipelined;     /* RCPT lookups on shared connections now (sent or queued) */
     bool down;         /* host currently marked down */
 };
 void pool_get_stats(struct pool *pool, struct pool_stats *st);

@@ -12,11 +12,14 @@ Usage: fakeserver.py [--port N | --unix PATH] [--log FILE] [--status FILE] [--da
 "PORT <n>". Every command line received is appended to --log (one per line,
 AUTH payloads included: this is a test tool), every DATA payload (as sent on
 the wire, dot-stuffed) to --data, and --status holds "max=<most concurrent
-sessions> total=<sessions> active=<now>".
+sessions> total=<sessions> active=<now> pipelined=<RCPTs that came in one
+read with an earlier RCPT: the client did not wait for its reply>".
 
 Scenarios:
   normal        EHLO/LHLO with PIPELINING; RCPT: local part "ok*" 250, else 550 5.1.1;
-                any address at a domain starting with "catchall" 250 (a catch-all)
+                any address at a domain starting with "catchall" 250 (a catch-all);
+                local part "x-slow*" answered after --delay seconds, "x-temp*"
+                451 4.2.1, "x-hang*" never answered (nor anything after it)
   nostarttls    same as normal (it never offers STARTTLS)
   garbage       the greeting is not an SMTP reply
   hang          accepts and never says anything
@@ -56,7 +59,7 @@ import time
 
 ARGS = None
 LOCK = threading.Lock()
-STATE = {"active": 0, "max": 0, "total": 0}
+STATE = {"active": 0, "max": 0, "total": 0, "pipelined": 0}
 
 
 def write_status():
@@ -64,7 +67,8 @@ def write_status():
         return
     tmp = ARGS.status + ".tmp"
     with open(tmp, "w") as f:
-        f.write("max=%d total=%d active=%d\n" % (STATE["max"], STATE["total"], STATE["active"]))
+        f.write("max=%d total=%d active=%d pipelined=%d\n"
+                % (STATE["max"], STATE["total"], STATE["active"], STATE["pipelined"]))
     os.replace(tmp, ARGS.status)
 
 
@@ -109,6 +113,10 @@ class Session(socketserver.BaseRequestHandler):
         self.utf8 = False
         self.rcpts = []
         self.counted = True
+        self.hung = False
+        self.chunk = 0          # recv() calls so far
+        self.line_chunk = 0     # the recv() that completed the current line
+        self.rcpt_chunk = -1    # the same for the last RCPT
         session_change(+1)
 
     def finish(self):
@@ -151,6 +159,8 @@ class Session(socketserver.BaseRequestHandler):
             if not chunk:
                 return None
             self.buf += chunk
+            self.chunk += 1
+        self.line_chunk = self.chunk
         i, n = self.eol()
         line, self.buf = self.buf[:i], self.buf[i + n:]
         return line.rstrip(b"\r")
@@ -196,6 +206,8 @@ class Session(socketserver.BaseRequestHandler):
             if line is None:
                 return
             log_line(line)
+            if self.hung:
+                continue        # "x-hang": no reply ever again
             if ARGS.scenario == "reset":
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return
@@ -258,6 +270,20 @@ class Session(socketserver.BaseRequestHandler):
         addr = line.split(b":", 1)[1] if b":" in line else b""
         if self.refuse_utf8(addr, self.utf8):
             return
+        if self.line_chunk == self.rcpt_chunk:
+            with LOCK:
+                STATE["pipelined"] += 1
+                write_status()
+        self.rcpt_chunk = self.line_chunk
+        lp = local_part(addr)
+        if lp.startswith(b"x-hang"):
+            self.hung = True
+            return
+        if lp.startswith(b"x-temp"):
+            self.reply("451 4.2.1 fake: mailbox busy, try again")
+            return
+        if lp.startswith(b"x-slow"):
+            time.sleep(ARGS.delay)
         domain = addr.strip().rstrip(b">").rpartition(b"@")[2]
         if local_part(addr).startswith(b"ok") or domain.startswith(b"catchall"):
             self.rcpts.append(addr.strip().lstrip(b"<").rstrip(b">"))

@@ -310,6 +310,159 @@ static void test_concurrency_limit(void **state)
     fake_stop(&f);
 }
 
+/* ---- pipelined probes: concurrent lookups sharing one connection */
+
+struct probe_thread {
+    struct pool *p;
+    const char *addr;
+    pthread_t th;
+    enum lookup_result res;
+    char reply[256], err[ERRLEN];
+    int64_t ms;
+};
+
+static void *probe_run(void *arg)
+{
+    struct probe_thread *t = arg;
+    int64_t t0 = now_ms();
+    t->res = lookup(t->p, LOOKUP_RCPT, t->addr, NULL, t->reply, t->err);
+    t->ms = now_ms() - t0;
+    return NULL;
+}
+
+/* Starts the lookups one by one, each once the one before is on the shared
+ * connection (the first, "x-slow", holds it while the others queue). */
+static void start_queued(struct pool *p, struct probe_thread *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        t[i].p = p;
+        assert_int_equal(pthread_create(&t[i].th, NULL, probe_run, &t[i]), 0);
+        struct pool_stats st;
+        int64_t end = now_ms() + 3000;
+        do {
+            sleep_ms(1);
+            pool_get_stats(p, &st);
+        } while (st.pipelined < i + 1 && now_ms() < end);
+        assert_int_equal(st.pipelined, i + 1);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i].th, NULL);
+}
+
+static struct pool *one_connection_pool(struct fake *f, struct remote_def *r, long timeout_ms)
+{
+    fake_start(f, "normal", "--delay", "0.6", NULL);
+    remote_init(r, f->port, PROTO_LMTP);
+    r->concurrency = 1;
+    r->ep.timeout_ms = timeout_ms;
+    return pool_create(r);
+}
+
+/* Eight lookups on one connection: the probes queued behind the slow one go
+ * out in one write, and every caller gets the reply to its own address. */
+static void test_pipelined_answers_matched(void **state)
+{
+    (void)state;
+    static const char *const addrs[] = { "x-slow0@example.org", "ok1@example.org",
+                                         "bad2@example.org",    "ok3@example.org",
+                                         "bad4@example.org",    "bad5@example.org",
+                                         "ok6@example.org",     "bad7@example.org" };
+    enum { N = ARRAY_SIZE(addrs) };
+    struct fake f;
+    struct remote_def r;
+    struct probe_thread t[N];
+    memset(t, 0, sizeof t);
+    struct pool *p = one_connection_pool(&f, &r, 5000);
+    for (int i = 0; i < N; i++)
+        t[i].addr = addrs[i];
+    start_queued(p, t, N);
+    for (int i = 0; i < N; i++) {
+        bool yes = strncmp(addrs[i], "ok", 2) == 0;
+        print_message("%s -> %d %s %s\n", addrs[i], t[i].res, t[i].reply, t[i].err);
+        assert_int_equal(t[i].res, yes ? LOOKUP_YES : LOOKUP_NO);
+        if (!yes)
+            assert_non_null(strstr(t[i].reply, addrs[i]));   /* its own reply */
+    }
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.operations, N);
+    assert_int_equal(st.pipelined, 0);
+    assert_int_equal(fake_max_sessions(&f), 1);
+    assert_true(fake_pipelined(&f) >= 1);   /* RCPTs that did not wait for a reply */
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+/* A 451 for one probe is that probe's error alone: the others in the same
+ * write get their answers and the connection stays. */
+static void test_pipelined_probe_error_isolated(void **state)
+{
+    (void)state;
+    static const char *const addrs[] = { "x-slow0@example.org", "ok1@example.org",
+                                         "x-temp2@example.org", "bad3@example.org",
+                                         "ok4@example.org" };
+    static const enum lookup_result want[] = { LOOKUP_NO, LOOKUP_YES, LOOKUP_ERROR, LOOKUP_NO,
+                                               LOOKUP_YES };
+    enum { N = ARRAY_SIZE(addrs) };
+    struct fake f;
+    struct remote_def r;
+    struct probe_thread t[N];
+    char reply[256], err[ERRLEN];
+    memset(t, 0, sizeof t);
+    struct pool *p = one_connection_pool(&f, &r, 5000);
+    for (int i = 0; i < N; i++)
+        t[i].addr = addrs[i];
+    start_queued(p, t, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(t[i].res, want[i]);
+    assert_non_null(strstr(t[2].err, "451 4.2.1"));
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok5@example.org", NULL, reply, err), LOOKUP_YES);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 1);
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
+/* The server never answers one probe: the probes answered before it keep
+ * their answers, it (and what went out behind it on that connection) fails
+ * by its own deadline, and the next lookup gets a fresh connection. */
+static void test_pipelined_reply_missing(void **state)
+{
+    (void)state;
+    static const char *const addrs[] = { "x-slow0@example.org", "ok1@example.org",
+                                         "bad2@example.org", "x-hang3@example.org",
+                                         "ok4@example.org" };
+    enum { N = ARRAY_SIZE(addrs) };
+    struct fake f;
+    struct remote_def r;
+    struct probe_thread t[N];
+    char reply[256], err[ERRLEN];
+    memset(t, 0, sizeof t);
+    struct pool *p = one_connection_pool(&f, &r, 1500);
+    for (int i = 0; i < N; i++)
+        t[i].addr = addrs[i];
+    start_queued(p, t, N);
+    assert_int_equal(t[0].res, LOOKUP_NO);
+    assert_int_equal(t[1].res, LOOKUP_YES);
+    assert_int_equal(t[2].res, LOOKUP_NO);
+    assert_non_null(strstr(t[2].reply, "bad2@example.org"));
+    for (int i = 3; i < N; i++) {
+        print_message("%s -> %d after %lld ms: %s\n", addrs[i], t[i].res, (long long)t[i].ms,
+                      t[i].err);
+        assert_int_equal(t[i].res, LOOKUP_ERROR);
+        assert_non_null(strstr(t[i].err, "timeout"));
+        assert_true(t[i].ms <= 1500 + 500);   /* its own deadline, not more */
+    }
+    assert_int_equal(lookup(p, LOOKUP_RCPT, "ok5@example.org", NULL, reply, err), LOOKUP_YES);
+    struct pool_stats st;
+    pool_get_stats(p, &st);
+    assert_int_equal(st.connects, 2);
+    pool_destroy(p);
+    fake_stop(&f);
+}
+
 static void test_limits_requests(void **state)
 {
     (void)state;
@@ -866,6 +1019,9 @@ int main(void)
         cmocka_unit_test_teardown(test_starttls_required, stop_leftovers),
         cmocka_unit_test_teardown(test_implicit_tls_to_plain_server, stop_leftovers),
         cmocka_unit_test_teardown(test_concurrency_limit, stop_leftovers),
+        cmocka_unit_test_teardown(test_pipelined_answers_matched, stop_leftovers),
+        cmocka_unit_test_teardown(test_pipelined_probe_error_isolated, stop_leftovers),
+        cmocka_unit_test_teardown(test_pipelined_reply_missing, stop_leftovers),
         cmocka_unit_test_teardown(test_limits_requests, stop_leftovers),
         cmocka_unit_test_teardown(test_limits_errors, stop_leftovers),
         cmocka_unit_test_teardown(test_host_down, stop_leftovers),

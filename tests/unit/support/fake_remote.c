@@ -186,16 +186,20 @@ bool log_has(const struct fake *f, const char *needle)
     return has;
 }
 
-int fake_max_sessions(const struct fake *f)
+static int status_field(const struct fake *f, const char *key)
 {
     char *st = slurp(f->status);
-    int max = -1;
-    char *p = strstr(st, "max=");
+    int v = -1;
+    char *p = strstr(st, key);
     if (p)
-        max = atoi(p + 4);
+        v = atoi(p + strlen(key));
     free(st);
-    return max;
+    return v;
 }
+
+int fake_max_sessions(const struct fake *f) { return status_field(f, "max="); }
+
+int fake_pipelined(const struct fake *f) { return status_field(f, "pipelined="); }
 
 
 void remote_init(struct remote_def *r, int port, enum remote_proto proto)

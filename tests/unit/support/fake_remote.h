@@ -38,6 +38,8 @@ int log_count_prefix(const struct fake *f, const char *prefix);
 bool log_has(const struct fake *f, const char *needle);
 /* The most sessions the fake saw at once, -1 when unknown. */
 int fake_max_sessions(const struct fake *f);
+/* RCPTs the fake got in one read with an earlier RCPT (pipelined), -1 when unknown. */
+int fake_pipelined(const struct fake *f);
 
 /* A remote "fake" at 127.0.0.1:port, plain text, 2 s timeout, 4 connections. */
 void remote_init(struct remote_def *r, int port, enum remote_proto proto);
