@@ -5,7 +5,8 @@
  * A lookup that finds a connection in use by other probes, to a remote
  * that offers PIPELINING and with room (fewer than p->depth probes on it,
  * limits.requests not reached), joins it: its probe is queued on the
- * connection and its thread sleeps on a condition variable of its own.
+ * connection and its thread sleeps on a semaphore of its own (posted once
+ * the lock is released, so it never wakes only to wait for the lock).
  * Otherwise it takes a connection from the pool and becomes the reader of
  * that connection. The reader writes every queued probe in one batch,
  * reads replies in order (smtp_probe_read), hands each answer to its
@@ -25,6 +26,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +41,9 @@
  * gave up leaves it to the reader. */
 struct pwait {
     struct pwait *next;
+    struct pwait *next_wake;        /* to be woken once p->mu is released */
     struct smtp_probe probe;
-    pthread_cond_t cv;
+    sem_t wake;                     /* posted once: answered, or its turn to read */
     char arg[NET_ARG_MAX + 1];
     char reply[256], err[ERRLEN];
     bool sent;                      /* its RCPT went out */
@@ -53,11 +56,7 @@ struct pwait {
 static struct pwait *pwait_new(const char *arg)
 {
     struct pwait *w = xcalloc(1, sizeof *w);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sem_init(&w->wake, 0, 0);
     snprintf(w->arg, sizeof w->arg, "%s", arg);
     w->probe.arg = w->arg;
     w->probe.reply = w->reply;
@@ -69,7 +68,7 @@ static struct pwait *pwait_new(const char *arg)
 
 static void pwait_free(struct pwait *w)
 {
-    pthread_cond_destroy(&w->cv);
+    sem_destroy(&w->wake);
     free(w);
 }
 
@@ -96,9 +95,36 @@ static void unlink_waiter(struct pconn *pc, struct pwait *w)
     }
 }
 
+/*
+ * Waiters to wake, posted only after p->mu is released: a waiter woken
+ * while the lock is held would wake only to sleep again on the lock.
+ */
+struct wake_list {
+    struct pwait *head;
+};
+
+static void wake_later(struct wake_list *wl, struct pwait *w)
+{
+    w->next_wake = wl->head;
+    wl->head = w;
+}
+
+/* Without p->mu. A posted waiter may free itself at once: w is not touched after. */
+static void wake_now(struct wake_list *wl)
+{
+    struct pwait *w = wl->head;
+    wl->head = NULL;
+    while (w) {
+        struct pwait *next = w->next_wake;
+        sem_post(&w->wake);
+        w = next;
+    }
+}
+
 /* The waiter w is finished: counted, woken (unless it is the reader), or
  * freed when its caller gave up. */
-static void finish(struct pool *p, struct pconn *pc, struct pwait *w, const struct pwait *me)
+static void finish(struct pool *p, struct pconn *pc, struct pwait *w, const struct pwait *me,
+                   struct wake_list *wl)
 {
     unlink_waiter(pc, w);
     w->done = true;
@@ -110,11 +136,12 @@ static void finish(struct pool *p, struct pconn *pc, struct pwait *w, const stru
     if (w->abandoned)
         pwait_free(w);
     else if (w != me)
-        pthread_cond_signal(&w->cv);
+        wake_later(wl, w);
 }
 
 /* The connection failed: its sent probes fail with why, the others go elsewhere. */
-static void fail_waiters(struct pool *p, struct pconn *pc, const char *why, const struct pwait *me)
+static void fail_waiters(struct pool *p, struct pconn *pc, const char *why, const struct pwait *me,
+                         struct wake_list *wl)
 {
     while (pc->waiters) {
         struct pwait *w = pc->waiters;
@@ -122,7 +149,7 @@ static void fail_waiters(struct pool *p, struct pconn *pc, const char *why, cons
         w->o.unsent = !w->sent;
         w->probe.res = LOOKUP_ERROR;
         snprintf(w->err, sizeof w->err, "%s", why);
-        finish(p, pc, w, me);
+        finish(p, pc, w, me, wl);
     }
 }
 
@@ -151,47 +178,62 @@ static struct pconn *joinable(struct pool *p)
     return best;
 }
 
-static int wait_cv(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
-{
-    int64_t left = deadline_ms - now_ms();
-    if (left <= 0)
-        return ETIMEDOUT;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += left / 1000;
-    ts.tv_nsec += (left % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return pthread_cond_timedwait(cv, mu, &ts);
-}
+enum turn { TURN_DONE, TURN_LEAD, TURN_TIMEOUT };
 
-/* A joined waiter sleeps until its answer or its turn to read; false when
- * its deadline came first (then a sent probe is left to the reader). */
-static bool wait_turn(struct pool *p, struct pconn *pc, struct pwait *w, int64_t deadline_ms)
+/*
+ * A joined waiter sleeps until its answer or its turn to read. Called with
+ * p->mu held; returns with it held for TURN_LEAD and TURN_TIMEOUT (then a
+ * sent probe is left to the reader), released for TURN_DONE.
+ */
+static enum turn wait_turn(struct pool *p, struct pconn *pc, struct pwait *w, int64_t deadline_ms)
 {
-    while (!w->done && !w->lead) {
-        if (wait_cv(&w->cv, &p->mu, deadline_ms) == ETIMEDOUT && !w->done && !w->lead) {
-            if (w->sent)
-                w->abandoned = true;
-            else
-                unlink_waiter(pc, w);
-            return false;
+    struct timespec ts;
+    int64_t left = deadline_ms - now_ms();
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (left > 0) {
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
         }
     }
-    return true;
+    pthread_mutex_unlock(&p->mu);
+    int rc;
+    while ((rc = sem_clockwait(&w->wake, CLOCK_MONOTONIC, &ts)) < 0 && errno == EINTR)
+        ;
+    if (rc == 0 && w->done)   /* the post orders the reader's writes before this */
+        return TURN_DONE;
+    pthread_mutex_lock(&p->mu);
+    if (rc < 0 && (w->done || w->lead)) {
+        /* answered as the deadline came: its post is on the way */
+        pthread_mutex_unlock(&p->mu);
+        while (sem_wait(&w->wake) < 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&p->mu);
+    }
+    if (w->done) {
+        pthread_mutex_unlock(&p->mu);
+        return TURN_DONE;
+    }
+    if (w->lead)
+        return TURN_LEAD;
+    if (w->sent)
+        w->abandoned = true;
+    else
+        unlink_waiter(pc, w);
+    return TURN_TIMEOUT;
 }
 
 /* ------------------------------------------------------------ the reader */
 
-/* me reads pc until its own probe is answered (or the connection fails),
- * then passes the reading on, or gives the connection back. Called and
- * returns with p->mu held. */
+/* me reads pc until its own probe is answered (or the connection fails).
+ * Called with p->mu held, returns without it. */
 static void read_until_answered(struct pool *p, struct pconn *pc, struct pwait *me,
                                 int64_t deadline_ms)
 {
     struct smtp_probe *batch[SMTP_PIPELINE_MAX];
+    struct wake_list wl = { NULL };
     char err[ERRLEN];
     while (!me->done) {
         size_t n = 0;
@@ -202,6 +244,7 @@ static void read_until_answered(struct pool *p, struct pconn *pc, struct pwait *
             }
         }
         pthread_mutex_unlock(&p->mu);
+        wake_now(&wl);
         bool ok = n == 0 || smtp_probe_send(pc->smtp, batch, n, deadline_ms, err, sizeof err) == 0;
         if (ok && !me->probe.answered)
             ok = smtp_probe_read(pc->smtp, deadline_ms, err, sizeof err) != NULL;
@@ -213,27 +256,32 @@ static void read_until_answered(struct pool *p, struct pconn *pc, struct pwait *
                 continue;
             /* e.g. 421: the connection went with this answer */
             w->o.broke = w->probe.res == LOOKUP_ERROR && !usable;
-            finish(p, pc, w, me);
+            finish(p, pc, w, me, &wl);
         }
         if (!usable)
-            fail_waiters(p, pc, ok ? "connection closed by the remote" : err, me);
+            fail_waiters(p, pc, ok ? "connection closed by the remote" : err, me, &wl);
     }
+    pthread_mutex_unlock(&p->mu);
+    wake_now(&wl);
 }
 
 /* After the reader's answer: the oldest waiter reads on; with only
  * waiters that gave up left, or none, the connection leaves the shared set. */
 static void hand_over(struct pool *p, struct pconn *pc, const struct pwait *me)
 {
+    struct wake_list wl = { NULL };
+    pthread_mutex_lock(&p->mu);
     for (struct pwait *w = pc->waiters; w; w = w->next) {
         if (!w->abandoned) {
             w->lead = true;
-            pthread_cond_signal(&w->cv);
+            wake_later(&wl, w);
             pthread_mutex_unlock(&p->mu);
+            wake_now(&wl);
             return;
         }
     }
     if (pc->waiters)   /* replies nobody waits for: not worth reading */
-        fail_waiters(p, pc, "abandoned", me);
+        fail_waiters(p, pc, "abandoned", me, &wl);
     unlink_active(p, pc);
     pthread_mutex_unlock(&p->mu);
     /* the probes were counted one by one in finish() */
@@ -282,7 +330,7 @@ enum lookup_result pool_pipelined_rcpt(struct pool *p, const char *arg, char *re
     struct pconn *pc = p->depth > 1 ? joinable(p) : NULL;
     if (pc) {
         enqueue(pc, w);
-        if (!wait_turn(p, pc, w, deadline_ms)) {
+        if (wait_turn(p, pc, w, deadline_ms) == TURN_TIMEOUT) {
             bool sent = w->sent;   /* then the reader frees w */
             pthread_mutex_unlock(&p->mu);
             set_error(err, errlen, "timeout waiting for the reply to RCPT TO (%s)",
@@ -301,11 +349,9 @@ enum lookup_result pool_pipelined_rcpt(struct pool *p, const char *arg, char *re
             return res;
         }
     }
-    if (w->lead && !w->done) {
+    if (!w->done) {   /* its turn to read, p->mu held */
         read_until_answered(p, pc, w, deadline_ms);
         hand_over(p, pc, w);
-    } else {
-        pthread_mutex_unlock(&p->mu);
     }
     *o = w->o;
     res = w->probe.res;
