@@ -188,16 +188,7 @@ enum turn { TURN_DONE, TURN_LEAD, TURN_TIMEOUT };
 static enum turn wait_turn(struct pool *p, struct pconn *pc, struct pwait *w, int64_t deadline_ms)
 {
     struct timespec ts;
-    int64_t left = deadline_ms - now_ms();
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    if (left > 0) {
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-    }
+    pool_abstime(deadline_ms, &ts);   /* passed: the wait below times out at once */
     pthread_mutex_unlock(&p->mu);
     int rc;
     while ((rc = sem_clockwait(&w->wake, CLOCK_MONOTONIC, &ts)) < 0 && errno == EINTR)
@@ -294,29 +285,57 @@ static void hand_over(struct pool *p, struct pconn *pc, const struct pwait *me)
 /* ------------------------------------------------------------ entry */
 
 /* A connection of the pool's for w, which reads it; NULL with err. A
- * remote without PIPELINING gets the probe on it at once (*res set). */
+ * remote without PIPELINING gets the probe on it at once (*res set).
+ * Called with p->mu held (counted in shared_opening), returns with it
+ * held when a connection is returned. */
 static struct pconn *take_conn(struct pool *p, struct pwait *w, int64_t deadline_ms,
                                enum lookup_result *res, char *err, size_t errlen)
 {
+    pthread_mutex_unlock(&p->mu);
     struct pconn *pc = pool_get_conn(p, false, deadline_ms, err, errlen);
-    if (!pc) {
-        *res = LOOKUP_ERROR;
-        return NULL;
-    }
-    w->o.reused = pc->reused;
-    if (!smtp_pipelining(pc->smtp)) {
-        *res = smtp_lookup(pc->smtp, LOOKUP_RCPT, w->arg, NULL, NULL, w->reply,
-                           sizeof w->reply, deadline_ms, err, errlen);
-        w->o.broke = *res == LOOKUP_ERROR && !smtp_reusable(pc->smtp);
-        pool_put_conn(p, pc, 1, *res == LOOKUP_ERROR);
-        return NULL;
-    }
+    bool shared = pc && smtp_pipelining(pc->smtp);
     pthread_mutex_lock(&p->mu);
-    pc->next_active = p->active;
-    p->active = pc;
-    enqueue(pc, w);
+    p->shared_opening--;
+    if (pc)
+        p->pipelining = shared;
+    if (shared) {
+        pc->next_active = p->active;
+        p->active = pc;
+        enqueue(pc, w);
+        w->o.reused = pc->reused;
+        w->lead = true;
+    }
+    pthread_cond_broadcast(&p->shared_cv);   /* those waiting for it: join it, or go on */
+    if (shared)
+        return pc;
+    pthread_mutex_unlock(&p->mu);
+    *res = LOOKUP_ERROR;
+    if (!pc)
+        return NULL;
     w->o.reused = pc->reused;
-    w->lead = true;
+    *res = smtp_lookup(pc->smtp, LOOKUP_RCPT, w->arg, NULL, NULL, w->reply, sizeof w->reply,
+                       deadline_ms, err, errlen);
+    w->o.broke = *res == LOOKUP_ERROR && !smtp_reusable(pc->smtp);
+    pool_put_conn(p, pc, 1, *res == LOOKUP_ERROR);
+    return NULL;
+}
+
+/*
+ * Under p->mu: a shared connection to join. While one is being connected
+ * to a remote known to offer PIPELINING, wait for it rather than connect
+ * too (when limits.requests retires the shared connection, the sessions
+ * behind it would otherwise each open one). NULL: take one.
+ */
+static struct pconn *find_joinable(struct pool *p, int64_t deadline_ms)
+{
+    struct pconn *pc;
+    while (!(pc = joinable(p)) && p->shared_opening > 0 && p->pipelining == 1) {
+        struct timespec ts;
+        if (!pool_abstime(deadline_ms, &ts))
+            break;
+        if (pthread_cond_timedwait(&p->shared_cv, &p->mu, &ts) == ETIMEDOUT)
+            break;
+    }
     return pc;
 }
 
@@ -327,7 +346,7 @@ enum lookup_result pool_pipelined_rcpt(struct pool *p, const char *arg, char *re
     struct pwait *w = pwait_new(arg);
     enum lookup_result res;
     pthread_mutex_lock(&p->mu);
-    struct pconn *pc = p->depth > 1 ? joinable(p) : NULL;
+    struct pconn *pc = p->depth > 1 ? find_joinable(p, deadline_ms) : NULL;
     if (pc) {
         enqueue(pc, w);
         if (wait_turn(p, pc, w, deadline_ms) == TURN_TIMEOUT) {
@@ -340,7 +359,7 @@ enum lookup_result pool_pipelined_rcpt(struct pool *p, const char *arg, char *re
             return LOOKUP_ERROR;
         }
     } else {
-        pthread_mutex_unlock(&p->mu);
+        p->shared_opening++;
         pc = take_conn(p, w, deadline_ms, &res, err, errlen);
         if (!pc) {
             *o = w->o;

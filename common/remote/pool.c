@@ -53,6 +53,8 @@ struct pool *pool_create(const struct remote_def *remote)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv, &ca);
+    pthread_cond_init(&p->shared_cv, &ca);
+    p->pipelining = -1;
     pthread_condattr_destroy(&ca);
     return p;
 }
@@ -76,6 +78,7 @@ void pool_destroy(struct pool *p)
         pconn_close(pc);
     }
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->shared_cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -138,19 +141,26 @@ static struct pconn *pop_idle(struct pool *p)
     return pc;
 }
 
+bool pool_abstime(int64_t deadline_ms, struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    int64_t left = deadline_ms - now_ms();
+    if (left <= 0)
+        return false;
+    ts->tv_sec += left / 1000;
+    ts->tv_nsec += (left % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+    return true;
+}
+
 static int wait_until(struct pool *p, int64_t deadline_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t left = deadline_ms - now_ms();
-    if (left <= 0)
+    if (!pool_abstime(deadline_ms, &ts))
         return ETIMEDOUT;
-    ts.tv_sec += left / 1000;
-    ts.tv_nsec += (left % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     return pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 }
 

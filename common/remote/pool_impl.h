@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "pool.h"
 
@@ -38,6 +39,9 @@ struct pool {
     pthread_cond_t cv;              /* a slot or an idle connection came free */
     struct pconn *idle;             /* most recently used first */
     struct pconn *active;           /* shared by pipelined probes */
+    pthread_cond_t shared_cv;       /* a connection joined the shared set, or failed to */
+    int shared_opening;             /* connections being taken for the shared set */
+    int pipelining;                 /* the remote offers PIPELINING: 1, does not: 0, unknown: -1 */
     int concurrency, max_requests, max_errors;
     int depth;                      /* probes one connection carries at once */
     int open, idle_count, max_open;
@@ -54,6 +58,9 @@ struct pconn *pool_get_conn(struct pool *p, bool fresh, int64_t deadline_ms, cha
 void pool_put_conn(struct pool *p, struct pconn *pc, int ops, int failed);
 /* Closes a connection and gives its slot back. Without the lock. */
 void pool_close_conn(struct pool *p, struct pconn *pc);
+/* deadline_ms (now_ms() clock) as a CLOCK_MONOTONIC time for timed waits;
+ * false when it has passed (*ts is then now). */
+bool pool_abstime(int64_t deadline_ms, struct timespec *ts);
 
 /* ---- pipeline.c */
 
