@@ -105,6 +105,8 @@ struct smtp_probe *smtp_probe_read(struct smtp_session *s, int64_t deadline_ms, 
                                    size_t errlen);
 /* Probes sent whose reply has not been read yet. */
 size_t smtp_probes_awaiting(const struct smtp_session *s);
+/* Reply bytes already received and not read yet (reading needs no wait). */
+bool smtp_reply_buffered(const struct smtp_session *s);
 
 /* NOOP: 0 when the session answered 250, -1 (session broken) otherwise. */
 int smtp_noop(struct smtp_session *s, int64_t deadline_ms, char *err, size_t errlen);

@@ -101,6 +101,8 @@ bool smtp_pipelining(const struct smtp_session *s) { return s->caps.pipelining; 
 
 size_t smtp_probes_awaiting(const struct smtp_session *s) { return s->pend_probes; }
 
+bool smtp_reply_buffered(const struct smtp_session *s) { return conn_has_buffered(s->c); }
+
 static void pend_push(struct smtp_session *s, int kind, struct smtp_probe *p)
 {
     unsigned at = (s->pend_head + s->pend_count++) % ARRAY_SIZE(s->pend);

@@ -2,8 +2,9 @@
  * pipeline.c - concurrent RCPT lookups sharing pooled connections
  * (pool_impl.h: pool_pipelined_rcpt).
  *
- * A lookup that finds a connection in use by other probes, to a remote
- * that offers PIPELINING and with room (fewer than p->depth probes on it,
+ * A lookup that would otherwise wait for a connection (none idle, every
+ * slot taken) and finds one in use by other probes, to a remote that
+ * offers PIPELINING and with room (fewer than p->depth probes on it,
  * limits.requests not reached), joins it: its probe is queued on the
  * connection and its thread sleeps on a semaphore of its own (posted once
  * the lock is released, so it never wakes only to wait for the lock).
@@ -11,9 +12,10 @@
  * that connection. The reader writes every queued probe in one batch,
  * reads replies in order (smtp_probe_read), hands each answer to its
  * waiter (waking that waiter alone) and writes the probes queued
- * meanwhile; once its own answer is in, it passes the reading on to the
- * oldest waiter (woken once, to read its own answer, most often already
- * buffered) or, with none left, puts the connection back in the pool.
+ * meanwhile; once its own answer is in (and the replies already buffered
+ * are handed out), it passes the reading on to the oldest waiter (woken
+ * once, to read its own answer) or, with none left, puts the connection
+ * back in the pool.
  *
  * A probe's failure (4xx, a refused MAIL) is its own; a connection that
  * fails fails the probes it has sent (pool_lookup() may retry them once
@@ -218,15 +220,20 @@ static enum turn wait_turn(struct pool *p, struct pconn *pc, struct pwait *w, in
 
 /* ------------------------------------------------------------ the reader */
 
-/* me reads pc until its own probe is answered (or the connection fails).
- * Called with p->mu held, returns without it. */
+/*
+ * me reads pc until its own probe is answered (or the connection fails),
+ * writing the probes queued meanwhile before each read; then, while more
+ * replies are already buffered, it hands them out too, and writes what was
+ * queued since, so the next reader need not be woken for those. Called
+ * with p->mu held, returns without it.
+ */
 static void read_until_answered(struct pool *p, struct pconn *pc, struct pwait *me,
                                 int64_t deadline_ms)
 {
     struct smtp_probe *batch[SMTP_PIPELINE_MAX];
     struct wake_list wl = { NULL };
     char err[ERRLEN];
-    while (!me->done) {
+    for (;;) {
         size_t n = 0;
         for (struct pwait *w = pc->waiters; w && n < SMTP_PIPELINE_MAX; w = w->next) {
             if (!w->sent) {
@@ -234,10 +241,14 @@ static void read_until_answered(struct pool *p, struct pconn *pc, struct pwait *
                 batch[n++] = &w->probe;
             }
         }
+        bool must_read = !me->done;
+        if (n == 0 && !must_read && !(pc->waiters && smtp_reply_buffered(pc->smtp)))
+            break;
         pthread_mutex_unlock(&p->mu);
         wake_now(&wl);
         bool ok = n == 0 || smtp_probe_send(pc->smtp, batch, n, deadline_ms, err, sizeof err) == 0;
-        if (ok && !me->probe.answered)
+        if (ok && smtp_probes_awaiting(pc->smtp) > 0
+            && (must_read ? !me->probe.answered : smtp_reply_buffered(pc->smtp)))
             ok = smtp_probe_read(pc->smtp, deadline_ms, err, sizeof err) != NULL;
         bool usable = ok && smtp_reusable(pc->smtp);
         pthread_mutex_lock(&p->mu);
@@ -251,6 +262,8 @@ static void read_until_answered(struct pool *p, struct pconn *pc, struct pwait *
         }
         if (!usable)
             fail_waiters(p, pc, ok ? "connection closed by the remote" : err, me, &wl);
+        if (me->done && !smtp_reply_buffered(pc->smtp) && n == 0)
+            break;
     }
     pthread_mutex_unlock(&p->mu);
     wake_now(&wl);
@@ -286,29 +299,22 @@ static void hand_over(struct pool *p, struct pconn *pc, const struct pwait *me)
 
 /* A connection of the pool's for w, which reads it; NULL with err. A
  * remote without PIPELINING gets the probe on it at once (*res set).
- * Called with p->mu held (counted in shared_opening), returns with it
- * held when a connection is returned. */
+ * Called with p->mu held, returns with it held when a connection is
+ * returned. */
 static struct pconn *take_conn(struct pool *p, struct pwait *w, int64_t deadline_ms,
                                enum lookup_result *res, char *err, size_t errlen)
 {
     pthread_mutex_unlock(&p->mu);
     struct pconn *pc = pool_get_conn(p, false, deadline_ms, err, errlen);
-    bool shared = pc && smtp_pipelining(pc->smtp);
-    pthread_mutex_lock(&p->mu);
-    p->shared_opening--;
-    if (pc)
-        p->pipelining = shared;
-    if (shared) {
+    if (pc && smtp_pipelining(pc->smtp)) {
+        pthread_mutex_lock(&p->mu);
         pc->next_active = p->active;
         p->active = pc;
         enqueue(pc, w);
         w->o.reused = pc->reused;
         w->lead = true;
-    }
-    pthread_cond_broadcast(&p->shared_cv);   /* those waiting for it: join it, or go on */
-    if (shared)
         return pc;
-    pthread_mutex_unlock(&p->mu);
+    }
     *res = LOOKUP_ERROR;
     if (!pc)
         return NULL;
@@ -321,22 +327,18 @@ static struct pconn *take_conn(struct pool *p, struct pwait *w, int64_t deadline
 }
 
 /*
- * Under p->mu: a shared connection to join. While one is being connected
- * to a remote known to offer PIPELINING, wait for it rather than connect
- * too (when limits.requests retires the shared connection, the sessions
- * behind it would otherwise each open one). NULL: take one.
+ * Under p->mu: a shared connection to join, or NULL: take one of its own.
+ * Sharing only where the lookup would otherwise wait for a connection
+ * (none idle, every slot taken): measured with Dovecot, one connection per
+ * concurrent lookup answers sooner while the pool has them to give, since
+ * limits.requests replaces a shared connection every few rounds and all
+ * its lookups wait for its successor (README, Performance).
  */
-static struct pconn *find_joinable(struct pool *p, int64_t deadline_ms)
+static struct pconn *find_joinable(struct pool *p)
 {
-    struct pconn *pc;
-    while (!(pc = joinable(p)) && p->shared_opening > 0 && p->pipelining == 1) {
-        struct timespec ts;
-        if (!pool_abstime(deadline_ms, &ts))
-            break;
-        if (pthread_cond_timedwait(&p->shared_cv, &p->mu, &ts) == ETIMEDOUT)
-            break;
-    }
-    return pc;
+    if (p->idle || p->open < p->concurrency)
+        return NULL;
+    return joinable(p);
 }
 
 enum lookup_result pool_pipelined_rcpt(struct pool *p, const char *arg, char *reply,
@@ -346,7 +348,7 @@ enum lookup_result pool_pipelined_rcpt(struct pool *p, const char *arg, char *re
     struct pwait *w = pwait_new(arg);
     enum lookup_result res;
     pthread_mutex_lock(&p->mu);
-    struct pconn *pc = p->depth > 1 ? find_joinable(p, deadline_ms) : NULL;
+    struct pconn *pc = p->depth > 1 ? find_joinable(p) : NULL;
     if (pc) {
         enqueue(pc, w);
         if (wait_turn(p, pc, w, deadline_ms) == TURN_TIMEOUT) {
@@ -359,7 +361,6 @@ enum lookup_result pool_pipelined_rcpt(struct pool *p, const char *arg, char *re
             return LOOKUP_ERROR;
         }
     } else {
-        p->shared_opening++;
         pc = take_conn(p, w, deadline_ms, &res, err, errlen);
         if (!pc) {
             *o = w->o;

@@ -32,9 +32,7 @@
 #define POOL_DOWN_MIN_MS 1000
 #define POOL_DOWN_MAX_MS 30000
 
-/* RCPT probes one connection carries at once (pipeline.c): 10 concurrent
- * sessions share one connection (Dovecot: ~95-115 us of CPU per RCPT
- * instead of ~150-165 with one connection each, tests/bench/cold-lookups.sh) */
+/* RCPT probes one shared connection carries at once (pipeline.c) */
 #define POOL_PIPELINE_DEPTH 10
 
 /* ------------------------------------------------------------ lifecycle */
@@ -53,8 +51,6 @@ struct pool *pool_create(const struct remote_def *remote)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cv, &ca);
-    pthread_cond_init(&p->shared_cv, &ca);
-    p->pipelining = -1;
     pthread_condattr_destroy(&ca);
     return p;
 }
@@ -78,7 +74,6 @@ void pool_destroy(struct pool *p)
         pconn_close(pc);
     }
     pthread_cond_destroy(&p->cv);
-    pthread_cond_destroy(&p->shared_cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

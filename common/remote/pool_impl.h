@@ -39,9 +39,6 @@ struct pool {
     pthread_cond_t cv;              /* a slot or an idle connection came free */
     struct pconn *idle;             /* most recently used first */
     struct pconn *active;           /* shared by pipelined probes */
-    pthread_cond_t shared_cv;       /* a connection joined the shared set, or failed to */
-    int shared_opening;             /* connections being taken for the shared set */
-    int pipelining;                 /* the remote offers PIPELINING: 1, does not: 0, unknown: -1 */
     int concurrency, max_requests, max_errors;
     int depth;                      /* probes one connection carries at once */
     int open, idle_count, max_open;
