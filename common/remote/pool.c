@@ -136,9 +136,9 @@ static struct pconn *pop_idle(struct pool *p)
     return pc;
 }
 
-bool pool_abstime(int64_t deadline_ms, struct timespec *ts)
+bool pool_abstime(int64_t deadline_ms, clockid_t clock, struct timespec *ts)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
+    clock_gettime(clock, ts);
     int64_t left = deadline_ms - now_ms();
     if (left <= 0)
         return false;
@@ -154,7 +154,7 @@ bool pool_abstime(int64_t deadline_ms, struct timespec *ts)
 static int wait_until(struct pool *p, int64_t deadline_ms)
 {
     struct timespec ts;
-    if (!pool_abstime(deadline_ms, &ts))
+    if (!pool_abstime(deadline_ms, CLOCK_MONOTONIC, &ts))
         return ETIMEDOUT;
     return pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 }

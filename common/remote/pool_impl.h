@@ -55,9 +55,9 @@ struct pconn *pool_get_conn(struct pool *p, bool fresh, int64_t deadline_ms, cha
 void pool_put_conn(struct pool *p, struct pconn *pc, int ops, int failed);
 /* Closes a connection and gives its slot back. Without the lock. */
 void pool_close_conn(struct pool *p, struct pconn *pc);
-/* deadline_ms (now_ms() clock) as a CLOCK_MONOTONIC time for timed waits;
- * false when it has passed (*ts is then now). */
-bool pool_abstime(int64_t deadline_ms, struct timespec *ts);
+/* deadline_ms (now_ms() clock) as an absolute time of clock for timed
+ * waits; false when it has passed (*ts is then now). */
+bool pool_abstime(int64_t deadline_ms, clockid_t clock, struct timespec *ts);
 
 /* ---- pipeline.c */
 
