@@ -10,6 +10,8 @@
  * read redacted), send credentials over plain text when TLS is enabled, or
  * free a response without wiping it.
  */
+#include "smtp_auth.h"
+
 #include <stdio.h>
 #include <string.h>
 

@@ -6,8 +6,9 @@
  * the end-of-data replies).
  *
  * The client is split by concept: smtp_session.c (session and reply
- * reader), smtp_auth.c with sasl_client.c (SASL), smtp_lookup.c (lookups),
- * smtp_relay.c with dotstuff.c (the relayed transaction).
+ * reader), smtp_open.c (the opening phases), smtp_auth.c with
+ * sasl_client.c (SASL), smtp_lookup.c (lookups), smtp_relay.c with
+ * dotstuff.c (the relayed transaction).
  *
  * A session is used by one thread at a time (pool.c hands it out). Every
  * wait ends by the deadline the caller passes, and none lasts longer than

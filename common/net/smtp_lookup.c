@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtp_auth.h"
 #include "smtp_session.h"
 #include "util.h"
 

@@ -1,9 +1,9 @@
 /*
  * smtp_session.h - the inside of one SMTP/LMTP client session, shared by
- * the files that make up the client: smtp_session.c (connect, greeting,
- * EHLO/LHLO, STARTTLS, commands out, replies in, QUIT), smtp_auth.c
- * (AUTH), smtp_lookup.c (RCPT probe, VRFY, EXPN, AUTH lookup) and
- * smtp_relay.c (the relayed transaction).
+ * the files that make up the client: smtp_session.c (commands out,
+ * replies in, QUIT), smtp_open.c (connect, greeting, EHLO/LHLO, STARTTLS,
+ * AUTH), smtp_auth.c (AUTH), smtp_lookup.c (RCPT probe, VRFY, EXPN, AUTH
+ * lookup) and smtp_relay.c (the relayed transaction).
  *
  * Everyone else uses smtp_client.h.
  *
@@ -80,12 +80,5 @@ int smtp_expect_reply(struct smtp_session *s, const char *what, int want, const 
 /* The current reply as one line. */
 void smtp_summary(const struct smtp_session *s, char *out, size_t n);
 const char *smtp_proto(const struct smtp_session *s);
-
-/* ---- smtp_auth.c */
-
-/* AUTH as user with the strongest offered mechanism. Returns the final
- * reply code (235 only when the mechanism completed too), or -1 with err. */
-int smtp_auth(struct smtp_session *s, const char *user, const char *pass, int64_t deadline_ms,
-              char *err, size_t errlen);
 
 #endif
