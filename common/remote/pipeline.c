@@ -1,6 +1,6 @@
 /*
  * pipeline.c - concurrent RCPT lookups sharing pooled connections
- * (pool_impl.h: pool_pipelined_rcpt).
+ * (pipeline.h: pool_pipelined_rcpt).
  *
  * A lookup that would otherwise wait for a connection (none idle, every
  * slot taken) and finds one in use by other probes, to a remote that
@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pipeline.h"
 #include "pool_impl.h"
 #include "smtp_client.h"
 #include "util.h"

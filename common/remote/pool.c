@@ -1,5 +1,8 @@
 /*
- * pool.c - pooled client connections to one remote host (pool.h).
+ * pool.c - pooled client connections to one remote host (pool.h): the
+ * slots, the idle list, health checks, relays. A lookup runs through
+ * pool_lookup.c, which shares RCPT probes through pipeline.c; both take
+ * their connections from here (pool_impl.h).
  *
  * One mutex guards the counters and the idle list; connecting, TLS and
  * protocol work always happen outside it. A slot (`open`) is taken before
@@ -8,7 +11,8 @@
  * that find every slot busy wait on a condition variable (monotonic clock)
  * until their deadline.
  *
- * Must not: cache answers, log secrets, or hold the lock across I/O.
+ * Must not: cache answers, log secrets, hold the lock across I/O, or call
+ * up into pool_lookup.c or pipeline.c.
  */
 #include "pool_impl.h"
 
@@ -95,7 +99,7 @@ void pool_get_stats(struct pool *p, struct pool_stats *st)
 
 /* ------------------------------------------------------------ slots */
 
-static bool pconn_reusable(const struct pconn *pc)
+bool pool_conn_reusable(const struct pconn *pc)
 {
     return pc->smtp ? smtp_reusable(pc->smtp) : imap_reusable(pc->imap);
 }
@@ -306,7 +310,7 @@ void pool_put_conn(struct pool *p, struct pconn *pc, int ops, int failed)
 {
     pc->requests += ops;
     pc->errors += failed;
-    bool keep = pconn_reusable(pc) && pc->requests < p->max_requests
+    bool keep = pool_conn_reusable(pc) && pc->requests < p->max_requests
                 && pc->errors < p->max_errors;
     struct pconn *stale = NULL;
     pthread_mutex_lock(&p->mu);
@@ -324,76 +328,6 @@ void pool_put_conn(struct pool *p, struct pconn *pc, int ops, int failed)
     close_list(p, stale);
     if (!keep)
         pool_close_conn(p, pc);
-}
-
-/* ------------------------------------------------------------ lookups */
-
-static enum lookup_result run_lookup(struct pconn *pc, enum lookup_kind kind, const char *arg,
-                                     const char *password, char **members_r, char *reply,
-                                     size_t replylen, int64_t deadline_ms, char *err,
-                                     size_t errlen)
-{
-    if (pc->imap)
-        return imap_lookup(pc->imap, kind, arg, password, reply, replylen, deadline_ms, err,
-                           errlen);
-    return smtp_lookup(pc->smtp, kind, arg, password, members_r, reply, replylen, deadline_ms,
-                       err, errlen);
-}
-
-/* One lookup with a connection of its own. */
-static enum lookup_result exclusive_lookup(struct pool *p, enum lookup_kind kind, const char *arg,
-                                           const char *password, char **members_r, char *reply,
-                                           size_t replylen, int64_t deadline,
-                                           struct pool_outcome *o, char *err, size_t errlen)
-{
-    struct pconn *pc = pool_get_conn(p, kind == LOOKUP_AUTH, deadline, err, errlen);
-    if (!pc)
-        return LOOKUP_ERROR;
-    o->reused = pc->reused;
-    enum lookup_result res = run_lookup(pc, kind, arg, password, members_r, reply, replylen,
-                                        deadline, err, errlen);
-    o->broke = res == LOOKUP_ERROR && !pconn_reusable(pc);
-    pool_put_conn(p, pc, 1, res == LOOKUP_ERROR);
-    return res;
-}
-
-enum lookup_result pool_lookup(struct pool *p, enum lookup_kind kind, const char *arg,
-                               const char *password, char **members_r, char *reply,
-                               size_t replylen, char *err, size_t errlen)
-{
-    char tmp[256];
-    if (members_r)
-        *members_r = NULL;
-    if (!reply || replylen == 0) {
-        reply = tmp;
-        replylen = sizeof tmp;
-    }
-    reply[0] = '\0';
-    if (request_check_lookup(p->r->ep.protocol, kind, arg, password, err, errlen) < 0)
-        return LOOKUP_ERROR;
-    int64_t deadline = request_lookup_deadline(&p->r->ep);
-    int64_t budget = deadline - now_ms();
-    bool shared = kind == LOOKUP_RCPT && p->r->ep.protocol != PROTO_IMAP;
-    for (int attempt = 0;;) {
-        struct pool_outcome o = { false, false, false };
-        enum lookup_result res =
-            shared ? pool_pipelined_rcpt(p, arg, reply, replylen, deadline, &o, err, errlen)
-                   : exclusive_lookup(p, kind, arg, password, members_r, reply, replylen,
-                                      deadline, &o, err, errlen);
-        /* its connection failed before the probe went out: not an attempt */
-        if (o.unsent && now_ms() < deadline) {
-            reply[0] = '\0';
-            continue;
-        }
-        /* A reused connection the server dropped meanwhile: once more, fresh. */
-        if (o.broke && o.reused && attempt++ == 0 && deadline - now_ms() > budget / 2) {
-            log_debug("remote %s: reused connection failed (%s), retrying",
-                      p->r->id ? p->r->id : "?", err);
-            reply[0] = '\0';
-            continue;
-        }
-        return res;
-    }
 }
 
 /* ------------------------------------------------------------ relay */

@@ -1,7 +1,8 @@
 /*
  * pool_impl.h - the inside of a pool, shared by pool.c (slots, idle list,
- * health checks, one operation per connection, relays) and pipeline.c
- * (concurrent RCPT probes sharing a connection).
+ * health checks, one operation per connection, relays), pipeline.c
+ * (concurrent RCPT probes sharing a connection) and pool_lookup.c (one
+ * lookup, on a connection of its own or a shared one).
  *
  * Everyone else uses pool.h.
  *
@@ -55,11 +56,11 @@ struct pconn *pool_get_conn(struct pool *p, bool fresh, int64_t deadline_ms, cha
 void pool_put_conn(struct pool *p, struct pconn *pc, int ops, int failed);
 /* Closes a connection and gives its slot back. Without the lock. */
 void pool_close_conn(struct pool *p, struct pconn *pc);
+/* The session is in step and may serve another operation. */
+bool pool_conn_reusable(const struct pconn *pc);
 /* deadline_ms (now_ms() clock) as an absolute time of clock for timed
  * waits; false when it has passed (*ts is then now). */
 bool pool_abstime(int64_t deadline_ms, clockid_t clock, struct timespec *ts);
-
-/* ---- pipeline.c */
 
 /* What became of a lookup, for pool_lookup()'s one retry. */
 struct pool_outcome {
@@ -67,16 +68,5 @@ struct pool_outcome {
     bool broke;                     /* it failed before the answer came */
     bool unsent;                    /* it failed before the probe went out */
 };
-
-/*
- * A RCPT probe on an SMTP/LMTP remote: joins a connection that other
- * lookups use right now when the remote offers PIPELINING and one has
- * room, else takes one (pool_get_conn) and carries the probes of the
- * lookups that join it. Each waiter is woken once, by its own answer or to
- * take over reading the connection.
- */
-enum lookup_result pool_pipelined_rcpt(struct pool *p, const char *arg, char *reply,
-                                       size_t replylen, int64_t deadline_ms,
-                                       struct pool_outcome *o, char *err, size_t errlen);
 
 #endif
