@@ -114,7 +114,8 @@ static int step_starttls(struct smtp_session *s, int64_t deadline_ms, char *err,
     return 0;
 }
 
-static int step_auth(struct smtp_session *s, int64_t deadline_ms, char *err, size_t errlen)
+static int step_auth(struct smtp_session *s, int64_t deadline_ms, bool *refused, char *err,
+                     size_t errlen)
 {
     const char *secret = s->r->auth_secret ? s->r->auth_secret : "";
     if (request_check_arg("auth.username", s->r->auth_username, false, err, errlen) < 0
@@ -128,6 +129,7 @@ static int step_auth(struct smtp_session *s, int64_t deadline_ms, char *err, siz
         smtp_summary(s, r, sizeof r);
         set_error(err, errlen, "%s refused our AUTH as %s: %s", s->peer, s->r->auth_username,
                   r);
+        *refused = code / 100 == 5;   /* the same secret would fail again: back off */
         return -1;
     }
     s->phase = SP_READY;
@@ -150,7 +152,7 @@ static int open_step(struct smtp_session *s, int64_t deadline_ms, bool *connect_
     case SP_STARTTLS:
         return step_starttls(s, deadline_ms, err, errlen);
     case SP_AUTH:
-        return step_auth(s, deadline_ms, err, errlen);
+        return step_auth(s, deadline_ms, connect_failed, err, errlen);
     default:
         set_error(err, errlen, "internal: unexpected phase %s while opening",
                   smtp_phase_name(s->phase));

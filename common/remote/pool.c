@@ -177,7 +177,7 @@ static enum grab grab_locked(struct pool *p, bool fresh, int64_t deadline_ms,
     for (;;) {
         int64_t now = now_ms();
         if (now < p->down_until) {
-            set_error(err, errlen, "host marked down (connect failed; retry in %lld ms)",
+            set_error(err, errlen, "host marked down (%s; retry in %lld ms)", p->down_why,
                       (long long)(p->down_until - now));
             return GRAB_FAIL;
         }
@@ -232,8 +232,11 @@ static struct pconn *pconn_open(struct pool *p, bool with_auth, int64_t deadline
     pthread_mutex_lock(&p->mu);
     if (!pc->smtp && !pc->imap) {
         p->open--;
-        if (refused)
+        if (refused) {
+            snprintf(p->down_why, sizeof p->down_why, "%s",
+                     strstr(err, "refused our AUTH") ? "it refused our AUTH" : "connect failed");
             mark_down_locked(p);
+        }
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
         free(pc);

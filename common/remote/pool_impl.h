@@ -45,6 +45,7 @@ struct pool {
     int open, idle_count, max_open;
     long connects, operations;
     int64_t down_until, backoff_ms;
+    char down_why[32];              /* "connect failed", "it refused our AUTH" */
 };
 
 /* A connection for one operation: a healthy idle one, or a new one.

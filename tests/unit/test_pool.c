@@ -868,8 +868,15 @@ static void test_relay_user_auth(void **state)
 
     r.ep.auth_secret = (char *)"bad";
     p = pool_create(&r);
+    int before = log_count_prefix(&f, "AUTH PLAIN");
     assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
-    assert_non_null(strstr(err, "AUTH"));
+    assert_non_null(strstr(err, "refused our AUTH"));
+    /* a wrong secret is not tried again at once: every try is a failed login at the store */
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(lookup(p, LOOKUP_RCPT, "ok@example.org", NULL, reply, err), LOOKUP_ERROR);
+        assert_non_null(strstr(err, "host marked down (it refused our AUTH; retry in"));
+    }
+    assert_int_equal(log_count_prefix(&f, "AUTH PLAIN") - before, 1);
     pool_destroy(p);
     fake_stop(&f);
 }
