@@ -20,16 +20,7 @@ conf=$dir/milter/milter.conf
 ctl() { "$NEXTHOP_BIN" -c "$conf" -C "$@" >"$dir/ctl.out" 2>"$dir/ctl.err"; }   # exit status kept
 out() { cat "$dir/ctl.out"; }
 
-send() { # TO SUBJECT: swaks output in $dir/swaks.out
-    swaks --server 127.0.0.1 --port "$POSTFIX_PORT" --from s@example.net --to "$1" \
-        --h-Subject "$2" --body "body of $2" --timeout 60 >"$dir/swaks.out" 2>&1
-}
 rcpt_refused_550() { grep -qE '^<\*\* +550 5\.1\.1 ' "$dir/swaks.out"; }
-accepted() { grep -qE '^<- +250 .*queued' "$dir/swaks.out"; }
-in_mailbox() { # USER SUBJECT
-    grep -ls -- "^Subject: $2\$" "$dir/dovecot/mail/dovecot.test/$1"/{new,cur}/* 2>/dev/null | wc -l
-}
-arrived() { [[ $(in_mailbox "$1" "$2") -ge 1 ]]; }
 write_conf() { # EXTRA (top-level settings)
     cat >"$conf" <<EOF
 milter = { log = { level = "info"; }; socket-mode = "0660"; };
@@ -55,7 +46,7 @@ dovecot_start "$dir/dovecot" >/dev/null || { bad "dovecot did not start"; exit 1
 mkdir -p "$dir/milter"
 write_conf ""
 milter_start "$dir/milter" "$conf" "unix:$dir/milter/milter.sock" || { bad "milter did not start"; exit 1; }
-# Postfix's own route (never used: the milter relays every accepted message)
+# Postfix's own route (never used: the milter relays every mail_accepted message)
 SINK_PORT=$(rig_free_port)
 smtp_sink_start "$dir/sink" "$SINK_PORT" || { bad "smtp-sink did not start"; exit 1; }
 postfix_start "$dir/postfix" "smtpd_milters = unix:$dir/milter/milter.sock" \
@@ -65,7 +56,7 @@ check "the control socket exists with milter.socket-mode 0660" \
     eq "$(stat -c '%F %a' "$dir/milter/control.sock")" "socket 660"
 
 # (a) a new mailbox after a refusal
-send newbie@dovecot.test before-flush-1
+mail_send newbie@dovecot.test before-flush-1
 check "an unknown user is refused with 550 5.1.1" rcpt_refused_550
 ctl show newbie@dovecot.test
 check "show: exit 0 ($?)" test $? -eq 0
@@ -76,7 +67,7 @@ printf 'newbie@dovecot.test:{PLAIN}secret:%s:%s::%s/mail/dovecot.test/newbie::\n
 touch -d '+2 seconds' "$dir/dovecot/passwd"
 wait_for 10 doveadm -c "$dir/dovecot/dovecot.conf" user newbie@dovecot.test >/dev/null 2>&1 ||
     bad "Dovecot does not know the new user"
-send newbie@dovecot.test before-flush-2
+mail_send newbie@dovecot.test before-flush-2
 check "the user now exists in Dovecot, but the negative cache still refuses it (550)" rcpt_refused_550
 ctl flush NewBie@DOVECOT.test
 rc=$?
@@ -85,20 +76,20 @@ check "flush ADDRESS: says one entry was removed ($(out | tr '\n' '|'))" \
     grep -qx 'dovecot: 1 removed (1 local, 0 in Redis)' "$dir/ctl.out"
 ctl show newbie@dovecot.test
 check "show after flush: not cached" grep -qx 'dovecot: <newbie@dovecot.test> not cached' "$dir/ctl.out"
-send newbie@dovecot.test after-flush
-check "after flush: the message to the new user is accepted" accepted
-check "after flush: it arrives in the new mailbox" wait_for 30 arrived newbie after-flush
+mail_send newbie@dovecot.test after-flush
+check "after flush: the message to the new user is mail_accepted" mail_accepted
+check "after flush: it arrives in the new mailbox" wait_for 30 mail_arrived_mailbox newbie after-flush
 ctl show newbie@dovecot.test
 check "show: now a positive entry from remote" \
     grep -qE '^dovecot: <newbie@dovecot.test> yes, [0-9]+ s left, from remote$' "$dir/ctl.out"
 
 # (b) domains, everything, one remote, and mistakes
-send alice@dovecot.test fill-1 && send bob@dovecot.test fill-2
+mail_send alice@dovecot.test fill-1 && mail_send bob@dovecot.test fill-2
 ctl flush @dovecot.test dovecot
 check "flush @DOMAIN REMOTE: exit 0, three entries (newbie, alice, bob)" \
     grep -qx 'dovecot: 3 removed (3 local, 0 in Redis)' "$dir/ctl.out"
 check "flush @DOMAIN REMOTE: the other remote is not touched" bash -c "! grep -q '^other:' '$dir/ctl.out'"
-send alice@dovecot.test fill-3
+mail_send alice@dovecot.test fill-3
 ctl flush all
 check "flush all: every remote, with a total" \
     bash -c "grep -qx 'dovecot: 1 removed (1 local, 0 in Redis)' '$dir/ctl.out' && grep -qx 'other: 0 removed (0 local, 0 in Redis)' '$dir/ctl.out' && grep -qx '1 removed in all' '$dir/ctl.out'"
@@ -138,8 +129,8 @@ check "reload of a changed socket-mode: exit 0 ($rc), and says only a restart ap
     bash -c "test $rc -eq 0 && grep -qx 'ok, but only a restart applies the change of milter.socket-mode' '$dir/ctl.out'"
 check "... and logs it as a warning" grep -q 'warning: reload: milter.socket-mode changed, which only a restart applies' "$MILTER_LOG"
 cp "$dir/good.conf" "$conf"
-send alice@dovecot.test after-failed-reload
-check "after a failed reload the running config still relays" wait_for 30 arrived alice after-failed-reload
+mail_send alice@dovecot.test after-failed-reload
+check "after a failed reload the running config still relays" wait_for 30 mail_arrived_mailbox alice after-failed-reload
 ctl stats
 rc=$?
 check "stats: exit 0 ($rc), plain counter lines without comments" \

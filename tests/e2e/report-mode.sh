@@ -2,15 +2,15 @@
 # tests/e2e/report-mode.sh - rolling out recipient validation (issue 16
 # item 2) with a real private Postfix and a real Dovecot as the mail store:
 #   (a) session.rcpt.mode = "report": mail to a user Dovecot does not know
-#       is accepted (250) and goes Postfix's own route - here its relayhost,
+#       is mail_accepted (250) and goes Postfix's own route - here its relayhost,
 #       a local smtp-sink, where the test finds the message - while the
 #       milter logs result=would-reject; a known user is still relayed into
 #       Dovecot by the milter
 #   (b) mode = report by rule for one domain (other.test): an unknown user
-#       there is accepted and logged would-reject, an unknown user of
+#       there is mail_accepted and logged would-reject, an unknown user of
 #       dovecot.test still gets 550 5.1.1 at RCPT
 #   (c) Dovecot down, session.rcpt.on-error = "accept": a recipient the
-#       milter cannot look up is accepted, logged result=accept-on-error, and
+#       milter cannot look up is mail_accepted, logged result=accept-on-error, and
 #       delivered by Postfix's own route; with the default (tempfail) the
 #       client gets 451 4.4.3 at RCPT and nothing is queued
 #   (d) -t prints mode: and on-error: for a recipient, as the rules say
@@ -20,21 +20,6 @@ here=$(dirname "$(readlink -f "$0")")
 harness_init report-mode
 dir=$TEST_DIR
 
-send() { # TO SUBJECT: swaks output in $dir/swaks.out
-    swaks --server 127.0.0.1 --port "$POSTFIX_PORT" --from s@example.net --to "$1" \
-        --h-Subject "$2" --body "body of $2" --timeout 60 >"$dir/swaks.out" 2>&1
-}
-# the server's last reply before QUIT (the DATA reply, or the first refusal)
-final_reply() { grep -E '^<(-|\*\*) +[245][0-9][0-9] ' "$dir/swaks.out" | grep -vE '^<. +221 ' | tail -1 | sed -E 's/^<(-|\*\*) +//'; }
-accepted() { [[ $(final_reply) == "250 "* ]]; }
-# the RCPT TO reply the client got
-rcpt_reply() { sed -n '/^ *-> RCPT TO:/{n;p;q}' "$dir/swaks.out" | sed -E 's/^<(-|\*\*) +//'; }
-in_sink() { grep -ls -- "^Subject: $1\$" "$dir/sink"/[0-9]* 2>/dev/null | wc -l; }   # SUBJECT
-in_mailbox() { # USER SUBJECT
-    grep -ls -- "^Subject: $2\$" "$dir/dovecot/mail/dovecot.test/$1"/{new,cur}/* 2>/dev/null | wc -l
-}
-arrived_sink() { [[ $(in_sink "$1") -ge 1 ]]; }
-arrived_mailbox() { [[ $(in_mailbox "$1" "$2") -ge 1 ]]; }
 milter_conf() { # RCPT-SETTINGS (inside session.rcpt)
     cat >"$dir/milter/milter.conf" <<EOF
 milter = { log = { level = "info"; }; };
@@ -70,28 +55,28 @@ PF=$POSTFIX_DIR
 
 # (a) report mode
 from=$(log_lines "$MILTER_LOG")
-send nobody@dovecot.test report-unknown
-check "report: an unknown user's mail is accepted ($(final_reply))" accepted
+mail_send nobody@dovecot.test report-unknown
+check "report: an unknown user's mail is mail_accepted ($(mail_final_reply))" mail_accepted
 check "report: the milter logs result=would-reject for it" \
     logged 'rcpt: queue=[^ ]+ rcpt=<nobody@dovecot.test> list=remote/dovecot result=would-reject code=550 .*mode=report' "$from"
-check "report: Postfix delivers it by its own route (the smtp-sink)" wait_for 30 arrived_sink report-unknown
+check "report: Postfix delivers it by its own route (the smtp-sink)" wait_for 30 mail_arrived_sink report-unknown
 check "report: Dovecot got no copy from the milter" \
     bash -c "! grep -q 'relay: .*rcpt=<nobody@dovecot.test>' '$MILTER_LOG'"
-send alice@dovecot.test report-known
-check "report: a known user's mail is accepted ($(final_reply))" accepted
-check "report: and relayed into alice's mailbox by the milter" wait_for 30 arrived_mailbox alice report-known
-check "report: not sent to the smtp-sink" eq "$(in_sink report-known)" 0
+mail_send alice@dovecot.test report-known
+check "report: a known user's mail is mail_accepted ($(mail_final_reply))" mail_accepted
+check "report: and relayed into alice's mailbox by the milter" wait_for 30 mail_arrived_mailbox alice report-known
+check "report: not sent to the smtp-sink" eq "$(mail_in_sink report-known)" 0
 
 # (b) report for one domain only
 reload "per domain" 'mode = ( { if = "rcpt-domain"; eq = "other.test"; then = "report"; }, { else = "enforce"; } );'
 from=$(log_lines "$MILTER_LOG")
-send nobody@other.test per-domain-report
-check "per domain: an unknown user of other.test is accepted ($(final_reply))" accepted
+mail_send nobody@other.test per-domain-report
+check "per domain: an unknown user of other.test is mail_accepted ($(mail_final_reply))" mail_accepted
 check "per domain: logged result=would-reject" \
     logged 'rcpt=<nobody@other.test> list=remote/dovecot result=would-reject code=550 ' "$from"
-check "per domain: delivered by Postfix's own route" wait_for 30 arrived_sink per-domain-report
-send nobody@dovecot.test per-domain-enforce
-check "per domain: an unknown user of dovecot.test gets 550 5.1.1 at RCPT ($(rcpt_reply))" \
+check "per domain: delivered by Postfix's own route" wait_for 30 mail_arrived_sink per-domain-report
+mail_send nobody@dovecot.test per-domain-enforce
+check "per domain: an unknown user of dovecot.test gets 550 5.1.1 at RCPT ($(mail_rcpt_reply))" \
     grep -qE '^<\*\* +550 5\.1\.1 ' "$dir/swaks.out"
 check "per domain: logged result=reject" \
     logged 'rcpt=<nobody@dovecot.test> list=remote/dovecot result=reject code=550 ' "$from"
@@ -100,21 +85,21 @@ check "per domain: logged result=reject" \
 reload "on-error accept" 'on-error = "accept";'
 dovecot_stop "$dir/dovecot"
 from=$(log_lines "$MILTER_LOG")
-send bob@dovecot.test on-error-accept
-check "on-error accept, Dovecot down: accepted ($(final_reply))" accepted
+mail_send bob@dovecot.test on-error-accept
+check "on-error accept, Dovecot down: mail_accepted ($(mail_final_reply))" mail_accepted
 check "on-error accept: logged result=accept-on-error" \
     logged 'rcpt: queue=[^ ]+ rcpt=<bob@dovecot.test> result=accept-on-error why="lookup failed: ' "$from"
 check "on-error accept: delivered by Postfix's own route (no next hop of the milter's)" \
-    wait_for 30 arrived_sink on-error-accept
+    wait_for 30 mail_arrived_sink on-error-accept
 reload "default" ''
 from=$(log_lines "$MILTER_LOG")
-send bob@dovecot.test on-error-default
-check "default, Dovecot down: the client gets 451 4.4.3 at RCPT ($(rcpt_reply))" \
+mail_send bob@dovecot.test on-error-default
+check "default, Dovecot down: the client gets 451 4.4.3 at RCPT ($(mail_rcpt_reply))" \
     grep -qE '^<\*\* +451 4\.4\.3 ' "$dir/swaks.out"
 check "default: logged result=tempfail" \
     logged 'rcpt: queue=[^ ]+ rcpt=<bob@dovecot.test> result=tempfail code=451 ' "$from"
 check "default: nothing queued" eq "$(postfix_queue_count "$PF")" 0
-check "default: nothing reached the smtp-sink" eq "$(in_sink on-error-default)" 0
+check "default: nothing reached the smtp-sink" eq "$(mail_in_sink on-error-default)" 0
 
 # (d) what -t says
 milter_conf 'mode = ( { if = "rcpt-domain"; eq = "other.test"; then = "report"; }, { else = "enforce"; } );

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tests/lib/harness.sh - the frame of every daemon and e2e test script
-# (sourced first; it sources check.sh, rig.sh and milter.sh): a temporary
+# (sourced first; it sources check.sh, rig.sh, milter.sh and mail.sh): a temporary
 # directory, one EXIT trap that stops everything the script started and
 # judges how each milter ended, waits with an upper bound, and one way to
 # say "skip".
@@ -44,6 +44,7 @@ _HARNESS_LIB=$(dirname "${BASH_SOURCE[0]}")
 . "$_HARNESS_LIB/check.sh"
 . "$_HARNESS_LIB/rig.sh"
 . "$_HARNESS_LIB/milter.sh"
+. "$_HARNESS_LIB/mail.sh"
 # the tests import tests/daemon/milterclient.py: no __pycache__ in the source tree
 export PYTHONDONTWRITEBYTECODE=1
 
