@@ -200,7 +200,7 @@ int listener_open(struct listener *l, const char *what, const char *spec, int ki
     struct sockspec ss;
     char e[ERRLEN];
     listener_init(l, what);
-    if (sockspec_parse(spec, &ss, e, sizeof e) < 0) {
+    if (sockspec_listen(spec, &ss, e, sizeof e) < 0) {
         set_error(err, errlen, "%s: %s", what, e);
         return -1;
     }

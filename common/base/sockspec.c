@@ -102,6 +102,25 @@ static bool plain_host(const char *h)
     return *h && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == strlen(h);
 }
 
+int sockspec_listen(const char *spec, struct sockspec *out, char *err, size_t errlen)
+{
+    if (sockspec_parse(spec, out, err, errlen) < 0)
+        return -1;
+    if (out->is_unix)
+        return 0;
+    if (!*out->host) {
+        set_error(err, errlen, "'%s' names no address, so it would listen on every interface: "
+                  "write 127.0.0.1:%s (or 0.0.0.0:%s if every interface is really meant)",
+                  spec, out->port, out->port);
+        return -1;
+    }
+    if (!numeric_port(out->port)) {
+        set_error(err, errlen, "'%s': port '%s' is not a number from 1 to 65535", spec, out->port);
+        return -1;
+    }
+    return 0;
+}
+
 int sockspec_milter(const char *spec, char *out, size_t outlen, char *err, size_t errlen)
 {
     struct sockspec ss;

@@ -35,4 +35,11 @@ int sockspec_parse(const char *spec, struct sockspec *out, char *err, size_t err
  */
 int sockspec_milter(const char *spec, char *out, size_t outlen, char *err, size_t errlen);
 
+/*
+ * The other listeners (socketmap.listen, stats.listen, the service
+ * sockets): sockspec_parse(), and a TCP socket must name its address too
+ * ("8896" alone would listen on every interface) and a numeric port.
+ */
+int sockspec_listen(const char *spec, struct sockspec *out, char *err, size_t errlen);
+
 #endif

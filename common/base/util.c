@@ -170,7 +170,12 @@ bool unicode_is_deceptive(uint32_t cp)
            (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 ||
            cp == 0x3164 || (cp >= 0xfe00 && cp <= 0xfe0f) || cp == 0xfeff || cp == 0xffa0 ||
            (cp >= 0xfff9 && cp <= 0xfffb) || (cp >= 0xfdd0 && cp <= 0xfdef) ||
-           (cp & 0xfffe) == 0xfffe || (cp >= 0xe0000 && cp <= 0xe0fff);
+           (cp & 0xfffe) == 0xfffe || (cp >= 0xe0000 && cp <= 0xe0fff) ||
+           /* the other format characters (Unicode category Cf) and the blank braille pattern */
+           (cp >= 0x600 && cp <= 0x605) || cp == 0x6dd || cp == 0x70f || cp == 0x890 || cp == 0x891 ||
+           cp == 0x8e2 || cp == 0x2800 || cp == 0x110bd || cp == 0x110cd ||
+           (cp >= 0x13430 && cp <= 0x1343f) || (cp >= 0x1bca0 && cp <= 0x1bca3) ||
+           (cp >= 0x1d173 && cp <= 0x1d17a);
 }
 
 void str_escape(char *dst, size_t n, const char *s)

@@ -60,7 +60,9 @@ size_t utf8_decode(const unsigned char *p, uint32_t *cp);
  * U+FE00..FE0F, tags and supplementary selectors U+E0000..E0FFF,
  * U+FFF9..FFFB), spaces other than U+0020 (U+00A0, U+1680, U+2000..200A,
  * U+202F, U+205F, U+3000), the line/paragraph separators (U+2028, U+2029)
- * and the noncharacters (U+FDD0..FDEF, U+xFFFE, U+xFFFF).
+ * the noncharacters (U+FDD0..FDEF, U+xFFFE, U+xFFFF), the other format
+ * characters (Arabic, Syriac, Kaithi, Egyptian, shorthand and musical
+ * format controls) and the blank braille pattern U+2800.
  */
 bool unicode_is_deceptive(uint32_t cp);
 

@@ -526,6 +526,13 @@ static void check_sockets(struct loader *ld)
     const config_setting_t *sock = lookup_setting(ld, "milter.socket");
     if (cfg->socket && sockspec_milter(cfg->socket, conn, sizeof conn, e, sizeof e) < 0)
         add_error(ld, sock, "milter.socket: %s", e);
+    const struct { const char *key, *spec; } tcp_ok[] = {
+        { "socketmap.listen", cfg->socketmap_listen }, { "stats.listen", cfg->stats_listen },
+    };
+    struct sockspec ss;
+    for (size_t i = 0; i < ARRAY_SIZE(tcp_ok); i++)
+        if (tcp_ok[i].spec && sockspec_listen(tcp_ok[i].spec, &ss, e, sizeof e) < 0)
+            add_error(ld, lookup_setting(ld, tcp_ok[i].key), "%s: %s", tcp_ok[i].key, e);
     if (!lookup_setting(ld, "control.mode"))
         cfg->control_mode = cfg->socket_mode;
     if (!lookup_setting(ld, "control.group") && cfg->group)

@@ -31,6 +31,8 @@ size_t config_restart_keys(const struct nh_config *started, const struct nh_conf
         { "socketmap.listen", !same(started->socketmap_listen, loaded->socketmap_listen) },
         { "auth-service.socket", !same(started->auth_service_socket, loaded->auth_service_socket) },
         { "control.socket", !same(started->control_socket, loaded->control_socket) },
+        { "control.group", !same(started->control_group, loaded->control_group) },
+        { "control.mode", started->control_mode != loaded->control_mode },
     };
     size_t n = 0, used = 0;
     if (len)

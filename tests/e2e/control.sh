@@ -106,6 +106,7 @@ rc=$?
 check "an unknown command: exit 1 ($rc) with the list of commands" \
     bash -c "test $rc -eq 1 && grep -q '^flush ADDRESS' '$dir/ctl.out'"
 
+# (control.mode follows milter.socket-mode when it is not set)
 # (c) reload (ok, FILE:LINE errors, a file that cannot be parsed, a setting only a restart applies) and stats
 ctl reload
 rc=$?
@@ -126,8 +127,8 @@ sed 's/socket-mode = "0660"/socket-mode = "0640"/' "$dir/good.conf" >"$conf"
 ctl reload
 rc=$?
 check "reload of a changed socket-mode: exit 0 ($rc), and says only a restart applies it ($(out))" \
-    bash -c "test $rc -eq 0 && grep -qx 'ok, but only a restart applies the change of milter.socket-mode' '$dir/ctl.out'"
-check "... and logs it as a warning" grep -q 'warning: reload: milter.socket-mode changed, which only a restart applies' "$MILTER_LOG"
+    bash -c "test $rc -eq 0 && grep -qx 'ok, but only a restart applies the change of milter.socket-mode, control.mode' '$dir/ctl.out'"
+check "... and logs it as a warning" grep -q 'warning: reload: milter.socket-mode, control.mode changed, which only a restart applies' "$MILTER_LOG"
 cp "$dir/good.conf" "$conf"
 mail_send alice@dovecot.test after-failed-reload
 check "after a failed reload the running config still relays" wait_for 30 mail_arrived_mailbox alice after-failed-reload

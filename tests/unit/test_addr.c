@@ -91,6 +91,9 @@ static void test_deceptive_refused(void **state)
         "\xc2\xad", "\xcd\x8f", "\xe1\x85\x9f", "\xe1\xa0\x8e", "\xe2\x81\xa1", /* U+00AD, U+034F, U+115F, U+180E, U+2061 */
         "\xf3\xa0\x81\x81", "\xef\xbf\xbe", "\xc2\xa0", "\xe3\x80\x80",          /* U+E0041, U+FFFE, U+00A0, U+3000 */
         "\xef\xb8\x8f", "\xe3\x85\xa4",                                       /* U+FE0F, U+3164 */
+        /* and what a recheck found next (format characters, the blank braille pattern) */
+        "\xe2\xa0\x80", "\xf0\x9b\xb2\xa0", "\xf0\x93\x90\xb0", "\xf0\x9d\x85\xb3", /* U+2800, U+1BCA0, U+13430, U+1D173 */
+        "\xd8\x80", "\xf0\x91\x82\xbd",                                     /* U+0600, U+110BD */
     };
     for (size_t i = 0; i < sizeof chars / sizeof chars[0]; i++) {
         char raw[3][64], out[ADDR_MAX + 1], err[256];

@@ -263,6 +263,13 @@ static void test_milter_socket_spelling(void **state)
                  "milter.socket: 'inet:8895' names no address, so libmilter would listen on every "
                  "interface: write inet:8895@127.0.0.1 (or inet:8895@0.0.0.0");
     expect_error("milter = {\n socket = \"inet:127.0.0.1:\"; };\n", 2, "milter.socket: 'inet:127.0.0.1:'");
+    /* the other TCP listeners too (recheck: socketmap.listen = "inet:8896" listened on 0.0.0.0) */
+    expect_error("socketmap = {\n listen = \"inet:8896\"; };\n", 2,
+                 "socketmap.listen: 'inet:8896' names no address, so it would listen on every interface");
+    expect_error("stats = {\n listen = \"9188\"; };\n", 2, "stats.listen: '9188' names no address");
+    expect_error("socketmap = {\n listen = \"127.0.0.1:map\"; };\n", 2, "port 'map' is not a number");
+    config_unref(expect_ok("socketmap = { listen = \"inet:127.0.0.1:8896\"; };\n"
+                           "stats = { listen = \"[::1]:9188\"; };\n"));
     expect_error("milter = {\n socket = \"inet:http@127.0.0.1\"; };\n", 2, "port 'http' is not a number");
     expect_error("milter = {\n socket = \"inet:::1:8895\"; };\n", 2, "milter.socket: 'inet:::1:8895' is neither");
     expect_error("milter = {\n socket = \"inet6:8895@127.0.0.1\"; };\n", 2, "inet6 needs an IPv6 address");
