@@ -15,7 +15,9 @@ export NEXTHOP_BIN=$top/build/milter/milter-nexthop
 . tests/lib/milter.sh
 . tests/lib/e2e.sh
 dir=$(mktemp -d /tmp/nexthop-demo.XXXXXX)
-trap 'milter_stop; rig_cleanup' EXIT
+# everything it started is stopped at exit; the directory (logs, mailboxes, queue) is
+# removed too unless KEEP=1 (then its path is printed)
+trap 'milter_stop; rig_cleanup; if [[ ${KEEP:-0} == 1 ]]; then echo "   files kept in $dir"; else rm -rf "$dir"; fi' EXIT
 
 echo "== starting Dovecot (LMTP+IMAP), Postfix and milter-nexthop on 127.0.0.1 in $dir"
 e2e_start "$dir" contrib/demo.conf.in
