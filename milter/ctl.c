@@ -22,20 +22,11 @@
 
 #include "config.h"
 #include "milter.h"
+#include "sockspec.h"
 #include "util.h"
 
 #define ANSWER_MS 60000        /* a reload may have much to check */
 #define COMMAND_MAX 1000
-
-/* "unix:/path", "local:/path" or "/path" (listener.c's spellings of a unix socket). */
-static const char *socket_path(const char *spec)
-{
-    if (strncmp(spec, "unix:", 5) == 0)
-        return spec + 5;
-    if (strncmp(spec, "local:", 6) == 0)
-        return spec + 6;
-    return spec;
-}
 
 static int unreachable(const char *path, const char *why)
 {
@@ -94,9 +85,17 @@ int ctl_command(const char *file, char **words, int n)
         fprintf(stderr, "milter-nexthop: %s sets no control.socket: the daemon has no control socket\n", file);
         return EX_TEMPFAIL;
     }
-    char path[sizeof ((struct sockaddr_un *)0)->sun_path];
-    snprintf(path, sizeof path, "%s", socket_path(spec));
+    struct sockspec ss;   /* the spellings the daemon's listener took */
+    int parsed = sockspec_parse(spec, &ss, err, sizeof err);
+    if (parsed == 0 && !ss.is_unix)
+        set_error(err, sizeof err, "'%s' is not a unix socket", spec);
+    if (parsed < 0 || !ss.is_unix) {
+        int rc = unreachable(spec, err);
+        free(spec);
+        return rc;
+    }
     free(spec);
+    const char *path = ss.path;
 
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);

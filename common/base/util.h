@@ -41,6 +41,8 @@ void set_error(char *err, size_t errlen, const char *fmt, ...)
 
 /* Lower-cases ASCII in place; returns s. */
 char *str_lower(char *s);
+/* True when both are NULL or both hold the same text. */
+bool str_same(const char *a, const char *b);
 /* Copies s into dst (size n) with bytes < 0x20 and 0x7f replaced by '?'. */
 void str_printable(char *dst, size_t n, const char *s);
 

@@ -8,12 +8,8 @@
 
 #include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
 
-static bool same(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
+#include "util.h"
 
 size_t config_restart_keys(const struct nh_config *started, const struct nh_config *loaded,
                            char *out, size_t len)
@@ -22,16 +18,16 @@ size_t config_restart_keys(const struct nh_config *started, const struct nh_conf
         const char *key;
         bool changed;
     } keys[] = {
-        { "milter.socket", !same(started->socket, loaded->socket) },
+        { "milter.socket", !str_same(started->socket, loaded->socket) },
         { "milter.socket-mode", started->socket_mode != loaded->socket_mode },
-        { "milter.user", !same(started->user, loaded->user) },
-        { "milter.group", !same(started->group, loaded->group) },
-        { "milter.pidfile", !same(started->pidfile, loaded->pidfile) },
-        { "stats.listen", !same(started->stats_listen, loaded->stats_listen) },
-        { "socketmap.listen", !same(started->socketmap_listen, loaded->socketmap_listen) },
-        { "auth-service.socket", !same(started->auth_service_socket, loaded->auth_service_socket) },
-        { "control.socket", !same(started->control_socket, loaded->control_socket) },
-        { "control.group", !same(started->control_group, loaded->control_group) },
+        { "milter.user", !str_same(started->user, loaded->user) },
+        { "milter.group", !str_same(started->group, loaded->group) },
+        { "milter.pidfile", !str_same(started->pidfile, loaded->pidfile) },
+        { "stats.listen", !str_same(started->stats_listen, loaded->stats_listen) },
+        { "socketmap.listen", !str_same(started->socketmap_listen, loaded->socketmap_listen) },
+        { "auth-service.socket", !str_same(started->auth_service_socket, loaded->auth_service_socket) },
+        { "control.socket", !str_same(started->control_socket, loaded->control_socket) },
+        { "control.group", !str_same(started->control_group, loaded->control_group) },
         { "control.mode", started->control_mode != loaded->control_mode },
     };
     size_t n = 0, used = 0;

@@ -49,21 +49,16 @@ void remote_def_free(struct remote_def *d)
     free(d);
 }
 
-static bool same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 bool remote_def_equal(const struct remote_def *a, const struct remote_def *b)
 {
     const struct endpoint *x = &a->ep, *y = &b->ep;
-    return same_str(a->id, b->id) && same_str(x->address, y->address) && x->port == y->port &&
+    return str_same(a->id, b->id) && str_same(x->address, y->address) && x->port == y->port &&
            x->protocol == y->protocol && x->timeout_ms == y->timeout_ms &&
            x->tls_enable == y->tls_enable && x->tls_implicit == y->tls_implicit &&
            x->tls_allow_invalid == y->tls_allow_invalid &&
-           same_str(x->tls_server_name, y->tls_server_name) &&
-           same_str(x->tls_ca_file, y->tls_ca_file) && same_str(x->tls_ca_pem, y->tls_ca_pem) &&
-           same_str(x->auth_username, y->auth_username) && same_str(x->auth_secret, y->auth_secret) &&
+           str_same(x->tls_server_name, y->tls_server_name) &&
+           str_same(x->tls_ca_file, y->tls_ca_file) && str_same(x->tls_ca_pem, y->tls_ca_pem) &&
+           str_same(x->auth_username, y->auth_username) && str_same(x->auth_secret, y->auth_secret) &&
            a->concurrency == b->concurrency && a->lookup == b->lookup &&
            a->lowercase_localpart == b->lowercase_localpart && a->catch_all == b->catch_all &&
            a->cache_entries == b->cache_entries && a->ttl_positive_ms == b->ttl_positive_ms &&

@@ -28,13 +28,11 @@ gone_within() {
 # By hand, not milter_start: its options (-P) and the socket's group are under
 # test. Tracked, so the harness judges how it ends (exit 0, no sanitizer report).
 start_fg() {
-    local name=$1 conf=$2 sock=$3
+    local name=$1 conf=$2 sock=$3 rc
     shift 3
-    "$NEXTHOP_BIN" -c "$conf" -f -p "unix:$sock" "$@" >"$dir/$name.log" 2>&1 &
-    pid=$!
-    milter_track "$pid" "$dir/$name.log"
-    wait_log "$dir/$name.log" "milter-nexthop\[$pid\]: info: started: socket " 10 ||
-        { bad "$name did not start: $(cat "$dir/$name.log")"; return 1; }
+    milter_start_fg "$dir/$name.log" "$conf" "unix:$sock" "$@"
+    rc=$? pid=$MILTER_FG_PID
+    ((rc == 0)) || { bad "$name did not start: $(cat "$dir/$name.log")"; return 1; }
 }
 # detached PIDFILE -> dpid: the daemon that went to the background. Not our
 # child, so its exit status cannot be had: the checks below see it go, the

@@ -17,18 +17,15 @@ here=$(dirname "$(readlink -f "$0")")
 harness_init listeners
 dir=$TEST_DIR
 
-# started: PID LOG: the milter PID logged that it serves
-started() { wait_log "$2" "milter-nexthop\[$1\]: info: started: socket " 10; }
 # start_fg NAME CONF SOCKET [ARGS...]: a foreground milter -> $pid, log $dir/NAME.log.
 # By hand, not milter_start (which opens a unix socket to 0666): the modes are
 # under test. Tracked, so the harness judges how it ends (exit 0, no sanitizer report).
 start_fg() {
-    local name=$1 conf=$2 sock=$3
+    local name=$1 conf=$2 sock=$3 rc
     shift 3
-    "$NEXTHOP_BIN" -c "$conf" -f -p "$sock" "$@" >"$dir/$name.log" 2>&1 &
-    pid=$!
-    milter_track "$pid" "$dir/$name.log"
-    started "$pid" "$dir/$name.log" || { bad "$name did not start: $(cat "$dir/$name.log")"; return 1; }
+    milter_start_fg "$dir/$name.log" "$conf" "$sock" "$@"
+    rc=$? pid=$MILTER_FG_PID
+    ((rc == 0)) || { bad "$name did not start: $(cat "$dir/$name.log")"; return 1; }
 }
 # stop_fg NAME: SIGTERM to $pid; it must exit 0 and leave no sanitizer report
 stop_fg() { check "$1: SIGTERM, the milter exits cleanly" milter_stop "$pid"; }
@@ -251,7 +248,7 @@ printf 'milter = { log = { level = "info"; }; };\nstats = { listen = "127.0.0.1:
 ) >"$dir/stats.log" 2>&1 &
 pid=$!
 milter_track "$pid" "$dir/stats.log"
-started "$pid" "$dir/stats.log" || bad "with 1,100 descriptors open the milter did not start: $(cat "$dir/stats.log")"
+milter_wait_started "$pid" "$dir/stats.log" || bad "with 1,100 descriptors open the milter did not start: $(cat "$dir/stats.log")"
 "$RIG_PYTHON" - "$port" >"$dir/metrics" 2>&1 <<'EOF'
 import sys, urllib.request
 print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=5).read().decode())

@@ -76,9 +76,7 @@ rig_wait_port "$SMAP_PORT" 5 || { bad "socketmap not listening"; cat "$MILTER_LO
 # contrib/postfix-main.cf as README tells an admin to use it, its socketmap
 # section enabled; only the socket paths, the port and the retry timers
 # (minutes by default) differ.
-mapfile -t snippet < <(sed -e "s,unix:/run/milter-nexthop/milter.sock,unix:$dir/milter/milter.sock," \
-    -e "s,127.0.0.1:8896,127.0.0.1:$SMAP_PORT," -e 's,^#transport_maps,transport_maps,' \
-    "$NEXTHOP_SRC/contrib/postfix-main.cf" | grep -v '^[[:space:]]*\(#\|$\)')
+mapfile -t snippet < <(mail_postfix_settings "unix:$dir/milter/milter.sock" "$SMAP_PORT")
 postfix_start "$dir/postfix" "${snippet[@]}" "relayhost = [127.0.0.1]:$SINK_PORT" \
     "queue_run_delay = 2s" "minimal_backoff_time = 2s" "maximal_backoff_time = 4s" ||
     { bad "postfix did not start"; exit 1; }

@@ -80,9 +80,7 @@ rig_wait_port "$SMAP_PORT" 5 || { bad "socketmap not listening"; cat "$MILTER_LO
 
 # contrib/postfix-main.cf as it is: its settings, with the test's socket
 # paths and port, and its optional section 2 (transport_maps) enabled.
-mapfile -t snippet < <(sed -e "s,unix:/run/milter-nexthop/milter.sock,unix:$dir/milter/milter.sock," \
-    -e "s,127.0.0.1:8896,127.0.0.1:$SMAP_PORT," -e 's,^#transport_maps,transport_maps,' \
-    "$NEXTHOP_SRC/contrib/postfix-main.cf" | grep -v '^[[:space:]]*\(#\|$\)')
+mapfile -t snippet < <(mail_postfix_settings "unix:$dir/milter/milter.sock" "$SMAP_PORT")
 check "the snippet sets the milter and the socketmap transport" \
     eq "$(printf '%s\n' "${snippet[@]}" | grep -c '^smtpd_milters = \|^transport_maps = socketmap:inet:')" 2
 postfix_start "$dir/postfix" "${snippet[@]}" "relayhost = [127.0.0.1]:$SINK_PORT" ||

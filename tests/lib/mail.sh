@@ -11,6 +11,10 @@
 #   mail_in_sink SUBJECT           copies with that subject in $MAIL_SINK_DIR (smtp-sink -d)
 #   mail_in_mailbox USER SUBJECT   copies in USER@dovecot.test's maildir under $MAIL_DOVECOT_DIR
 #   mail_arrived_sink SUBJECT / mail_arrived_mailbox USER SUBJECT   at least one (for wait_for)
+#   mail_postfix_settings MILTER_SOCK SMAP_PORT   contrib/postfix-main.cf as README
+#                                  tells an admin to use it, section 2 (the socketmap
+#                                  transport) enabled, one setting per line, for
+#                                  postfix_start; only the socket and the port differ
 # MAIL_SINK_DIR defaults to $TEST_DIR/sink, MAIL_DOVECOT_DIR to $TEST_DIR/dovecot.
 # Must not: start or stop anything, or judge (the scripts check what they expect).
 
@@ -35,3 +39,8 @@ mail_in_mailbox() { # USER SUBJECT
 }
 mail_arrived_sink() { [[ $(mail_in_sink "$1") -ge 1 ]]; }
 mail_arrived_mailbox() { [[ $(mail_in_mailbox "$1" "$2") -ge 1 ]]; }
+mail_postfix_settings() { # MILTER_SOCK SMAP_PORT
+    sed -e "s,unix:/run/milter-nexthop/milter.sock,$1," \
+        -e "s,127.0.0.1:8896,127.0.0.1:$2," -e 's,^#transport_maps,transport_maps,' \
+        "$NEXTHOP_SRC/contrib/postfix-main.cf" | grep -v '^[[:space:]]*\(#\|$\)'
+}

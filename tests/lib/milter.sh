@@ -113,6 +113,22 @@ milter_track() {
     _MILTER_LOG_OF[$1]=$2
 }
 
+# milter_wait_started PID LOG: the milter PID logged that it serves (10 s at most).
+milter_wait_started() { wait_log "$2" "milter-nexthop\[$1\]: info: started: socket " 10; }
+
+# milter_start_fg LOG CONF SOCKET [ARGS...] -> MILTER_FG_PID: a foreground milter
+# started exactly as given (unlike milter_start, nothing is done to its socket:
+# for tests of the socket's mode and of options), tracked so the harness judges
+# how it ends; returns once it logs that it serves.
+milter_start_fg() {
+    local log=$1 conf=$2 sock=$3
+    shift 3
+    "$NEXTHOP_BIN" -c "$conf" -f -p "$sock" "$@" >"$log" 2>&1 &
+    MILTER_FG_PID=$!
+    milter_track "$MILTER_FG_PID" "$log"
+    milter_wait_started "$MILTER_FG_PID" "$log"
+}
+
 milter_alive() { [[ -n ${MILTER_PID:-} ]] && _rig_alive "$MILTER_PID"; }
 
 milter_reload() {
