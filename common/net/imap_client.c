@@ -209,12 +209,12 @@ static int command_ok(struct imap_session *s, const char *cmd, int64_t deadline_
 
 /* ------------------------------------------------------------ opening */
 
-static int step_connect(struct imap_session *s, int64_t deadline_ms, bool *connect_failed,
+static int step_connect(struct imap_session *s, int64_t deadline_ms, const char **down_why,
                         char *err, size_t errlen)
 {
     s->c = conn_open(s->r->address, s->r->port, step_deadline(s, deadline_ms), err, errlen);
     if (!s->c) {
-        *connect_failed = true;
+        *down_why = "connect failed";
         return -1;
     }
     s->phase = s->r->tls_enable && s->r->tls_implicit ? IP_TLS_WRAP : IP_GREETING;
@@ -273,12 +273,12 @@ static int step_starttls(struct imap_session *s, int64_t deadline_ms, char *err,
     return 0;
 }
 
-static int open_step(struct imap_session *s, int64_t deadline_ms, bool *connect_failed,
+static int open_step(struct imap_session *s, int64_t deadline_ms, const char **down_why,
                      char *err, size_t errlen)
 {
     switch (s->phase) {
     case IP_CONNECT:
-        return step_connect(s, deadline_ms, connect_failed, err, errlen);
+        return step_connect(s, deadline_ms, down_why, err, errlen);
     case IP_TLS_WRAP:
     case IP_TLS_UPGRADE:
         return step_tls(s, deadline_ms, err, errlen);
@@ -295,18 +295,18 @@ static int open_step(struct imap_session *s, int64_t deadline_ms, bool *connect_
 }
 
 struct imap_session *imap_open(const struct endpoint *r, int64_t deadline_ms,
-                               bool *connect_failed, char *err, size_t errlen)
+                               const char **down_why, char *err, size_t errlen)
 {
     struct imap_session *s = xcalloc(1, sizeof *s);
     s->r = r;
     s->phase = IP_CONNECT;
-    *connect_failed = false;
+    *down_why = NULL;
     if (strncmp(r->address, "unix:", 5) == 0)
         snprintf(s->peer, sizeof s->peer, "%s", r->address);
     else
         snprintf(s->peer, sizeof s->peer, "%s:%d", r->address, r->port);
     while (s->phase != IP_READY) {
-        if (open_step(s, deadline_ms, connect_failed, err, errlen) < 0) {
+        if (open_step(s, deadline_ms, down_why, err, errlen) < 0) {
             s->phase = IP_BROKEN;
             imap_close(s);
             return NULL;

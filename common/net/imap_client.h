@@ -33,9 +33,9 @@ enum imap_phase {
 
 struct imap_session;
 
-/* Opens a session to r and runs it up to IP_READY (see smtp_open()). */
+/* Opens a session to r and runs it up to IP_READY (see smtp_open(): *down_why). */
 struct imap_session *imap_open(const struct endpoint *r, int64_t deadline_ms,
-                               bool *connect_failed, char *err, size_t errlen);
+                               const char **down_why, char *err, size_t errlen);
 
 /* LOOKUP_AUTH: OK yes, NO no, BAD or anything else error. */
 enum lookup_result imap_lookup(struct imap_session *s, enum lookup_kind kind, const char *arg,

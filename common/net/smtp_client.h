@@ -64,13 +64,13 @@ struct smtp_session;
  * Opens a session to r and runs it up to SP_READY. with_auth: log in with
  * r->auth_username (when set); AUTH lookups pass false so the user under
  * test is the first to authenticate. On failure returns NULL with err;
- * *connect_failed tells whether the host is to be left alone for a while:
- * the connect itself failed (host down), or it refused our own AUTH for
- * good (5xx: a wrong auth.secret, which every retry would repeat as one
- * more failed login on the store).
+ * *down_why (NULL otherwise) says why the host is to be left alone for a
+ * while: "connect failed" (host down), or "it refused our AUTH" for good
+ * (5xx: a wrong auth.secret, which every retry would repeat as one more
+ * failed login on the store).
  */
 struct smtp_session *smtp_open(const struct endpoint *r, bool with_auth, int64_t deadline_ms,
-                               bool *connect_failed, char *err, size_t errlen);
+                               const char **down_why, char *err, size_t errlen);
 
 /*
  * One lookup, as pool_lookup() describes. A RCPT, VRFY or EXPN of an

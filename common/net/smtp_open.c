@@ -38,12 +38,12 @@ static void helo_init(void)
 
 /* ------------------------------------------------------------ opening */
 
-static int step_connect(struct smtp_session *s, int64_t deadline_ms, bool *connect_failed,
+static int step_connect(struct smtp_session *s, int64_t deadline_ms, const char **down_why,
                         char *err, size_t errlen)
 {
     s->c = conn_open(s->r->address, s->r->port, smtp_step_deadline(s, deadline_ms), err, errlen);
     if (!s->c) {
-        *connect_failed = true;
+        *down_why = "connect failed";
         return -1;
     }
     s->phase = s->r->tls_enable && s->r->tls_implicit ? SP_TLS_WRAP : SP_GREETING;
@@ -114,8 +114,8 @@ static int step_starttls(struct smtp_session *s, int64_t deadline_ms, char *err,
     return 0;
 }
 
-static int step_auth(struct smtp_session *s, int64_t deadline_ms, bool *refused, char *err,
-                     size_t errlen)
+static int step_auth(struct smtp_session *s, int64_t deadline_ms, const char **down_why,
+                     char *err, size_t errlen)
 {
     const char *secret = s->r->auth_secret ? s->r->auth_secret : "";
     if (request_check_arg("auth.username", s->r->auth_username, false, err, errlen) < 0
@@ -129,19 +129,20 @@ static int step_auth(struct smtp_session *s, int64_t deadline_ms, bool *refused,
         smtp_summary(s, r, sizeof r);
         set_error(err, errlen, "%s refused our AUTH as %s: %s", s->peer, s->r->auth_username,
                   r);
-        *refused = code / 100 == 5;   /* the same secret would fail again: back off */
+        if (code / 100 == 5)   /* the same secret would fail again: back off */
+            *down_why = "it refused our AUTH";
         return -1;
     }
     s->phase = SP_READY;
     return 0;
 }
 
-static int open_step(struct smtp_session *s, int64_t deadline_ms, bool *connect_failed,
+static int open_step(struct smtp_session *s, int64_t deadline_ms, const char **down_why,
                      char *err, size_t errlen)
 {
     switch (s->phase) {
     case SP_CONNECT:
-        return step_connect(s, deadline_ms, connect_failed, err, errlen);
+        return step_connect(s, deadline_ms, down_why, err, errlen);
     case SP_TLS_WRAP:
     case SP_TLS_UPGRADE:
         return step_tls(s, deadline_ms, err, errlen);
@@ -152,7 +153,7 @@ static int open_step(struct smtp_session *s, int64_t deadline_ms, bool *connect_
     case SP_STARTTLS:
         return step_starttls(s, deadline_ms, err, errlen);
     case SP_AUTH:
-        return step_auth(s, deadline_ms, connect_failed, err, errlen);
+        return step_auth(s, deadline_ms, down_why, err, errlen);
     default:
         set_error(err, errlen, "internal: unexpected phase %s while opening",
                   smtp_phase_name(s->phase));
@@ -161,20 +162,20 @@ static int open_step(struct smtp_session *s, int64_t deadline_ms, bool *connect_
 }
 
 struct smtp_session *smtp_open(const struct endpoint *r, bool with_auth, int64_t deadline_ms,
-                               bool *connect_failed, char *err, size_t errlen)
+                               const char **down_why, char *err, size_t errlen)
 {
     struct smtp_session *s = xcalloc(1, sizeof *s);
     s->r = r;
     s->lmtp = r->protocol == PROTO_LMTP;
     s->with_auth = with_auth;
     s->phase = SP_CONNECT;
-    *connect_failed = false;
+    *down_why = NULL;
     if (strncmp(r->address, "unix:", 5) == 0)
         snprintf(s->peer, sizeof s->peer, "%s", r->address);
     else
         snprintf(s->peer, sizeof s->peer, "%s:%d", r->address, r->port);
     while (s->phase != SP_READY) {
-        if (open_step(s, deadline_ms, connect_failed, err, errlen) < 0) {
+        if (open_step(s, deadline_ms, down_why, err, errlen) < 0) {
             smtp_broken(s);
             smtp_close(s);
             return NULL;

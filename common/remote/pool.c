@@ -224,17 +224,16 @@ static struct pconn *pconn_open(struct pool *p, bool with_auth, int64_t deadline
                                 size_t errlen)
 {
     struct pconn *pc = xcalloc(1, sizeof *pc);
-    bool refused = false;
+    const char *down_why = NULL;
     if (p->r->ep.protocol == PROTO_IMAP)
-        pc->imap = imap_open(&p->r->ep, deadline_ms, &refused, err, errlen);
+        pc->imap = imap_open(&p->r->ep, deadline_ms, &down_why, err, errlen);
     else
-        pc->smtp = smtp_open(&p->r->ep, with_auth, deadline_ms, &refused, err, errlen);
+        pc->smtp = smtp_open(&p->r->ep, with_auth, deadline_ms, &down_why, err, errlen);
     pthread_mutex_lock(&p->mu);
     if (!pc->smtp && !pc->imap) {
         p->open--;
-        if (refused) {
-            snprintf(p->down_why, sizeof p->down_why, "%s",
-                     strstr(err, "refused our AUTH") ? "it refused our AUTH" : "connect failed");
+        if (down_why) {
+            snprintf(p->down_why, sizeof p->down_why, "%s", down_why);
             mark_down_locked(p);
         }
         pthread_cond_broadcast(&p->cv);

@@ -127,7 +127,7 @@ static void remote_for(struct endpoint *r, uint8_t opt)
 static void run_imap(const struct endpoint *r, uint8_t opt, int64_t deadline)
 {
     char err[ERRLEN], reply[512];
-    bool refused;
+    const char *refused;
     struct imap_session *s = imap_open(r, deadline, &refused, err, sizeof err);
     if (!s)
         return;
@@ -155,7 +155,7 @@ static void run_smtp(const struct endpoint *r, uint8_t opt, int64_t deadline)
                                         "alice@example.org" };
     char err[ERRLEN], reply[512];
     char *members = NULL;
-    bool refused;
+    const char *refused;
     enum lookup_kind kind = (enum lookup_kind)((opt >> 4) & 3);
     struct smtp_session *s = smtp_open(r, (opt & 4) && kind != LOOKUP_AUTH, deadline, &refused, err,
                                        sizeof err);

@@ -363,7 +363,7 @@ static void test_request_checks(void **state)
 static struct smtp_session *open_session(struct fake *f, const char *scenario,
                                          struct remote_def *r, char *err)
 {
-    bool refused;
+    const char *refused;
     fake_start(f, scenario, NULL);
     remote_init(r, f->port, PROTO_LMTP);
     return smtp_open(&r->ep, false, now_ms() + 3000, &refused, err, ERRLEN);
@@ -431,7 +431,7 @@ static void test_auth_lookup_phase(void **state)
     struct fake f;
     struct remote_def r;
     char err[ERRLEN] = "", reply[256];
-    bool refused;
+    const char *refused;
     fake_start(&f, "normal", "--auth", "alice:pw", "--mechs", "PLAIN", NULL);
     remote_init(&r, f.port, PROTO_SMTP);
     struct smtp_session *s = smtp_open(&r.ep, false, now_ms() + 3000, &refused, err, sizeof err);
